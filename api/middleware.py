@@ -1,0 +1,98 @@
+"""Request id, authentication, rate limiting and the mapping of every error to the error envelope."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+import store.errors as store_errors
+from store import orgs
+
+from . import errors
+from .envelope import failure
+from .keys import AUTH, LIMITER, POOL, REQUEST_ID
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    given = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = given if _REQUEST_ID.match(given) else str(uuid.uuid4())
+    response = await handler(request)
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.ApiError as exc:
+        return failure(request, exc.status, exc.code, exc.message, exc.fields, exc.headers)
+    except store_errors.NotFound as exc:
+        return failure(request, 404, "not_found", exc.message)
+    except store_errors.Conflict as exc:
+        fields = {exc.field: [exc.message]} if exc.field else None
+        return failure(request, 409, "conflict", exc.message, fields)
+    except store_errors.InvalidData as exc:
+        fields = {exc.field: [exc.message]} if exc.field else None
+        return failure(request, 422, "validation_error", exc.message, fields)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status, "http_error")
+        message = {
+            404: "No such endpoint.",
+            405: f"Method {request.method} is not allowed here.",
+            413: "Request body is too large.",
+        }.get(exc.status, exc.reason)
+        headers = {k: v for k, v in exc.headers.items() if k.lower() == "allow"}
+        return failure(request, exc.status, code, message, headers=headers)
+    except Exception:
+        log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID))
+        return failure(request, 500, "internal_error", "Internal server error.")
+
+
+def _presented_key(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() == "bearer ":
+        return header[7:].strip() or None
+    return request.headers.get("X-API-Key", "").strip() or None
+
+
+async def authenticate(request: web.Request) -> dict:
+    key = _presented_key(request)
+    if not key:
+        raise errors.Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
+    record = await orgs.authenticate(request.app[POOL], key)
+    if record is None:
+        raise errors.Unauthorized("Invalid API key.")
+    return record
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route_handler = getattr(request.match_info, "handler", None)
+    needs_auth = getattr(route_handler, "requires_auth", False)
+    if not needs_auth:
+        return await handler(request)
+    record = await authenticate(request)
+    request[AUTH] = record
+    verdict = request.app[LIMITER].hit(record["id"])
+    if not verdict.allowed:
+        retry = max(1, verdict.reset_at - int(time.time()))
+        raise errors.RateLimited(
+            f"Rate limit of {verdict.limit} requests per minute exceeded.",
+            headers={**verdict.headers(), "Retry-After": str(retry)},
+        )
+    response = await handler(request)  # an inner error_middleware has turned errors into responses
+    response.headers.update(verdict.headers())
+    return response

@@ -1,0 +1,11 @@
+"""One module per resource; each adds its endpoints to the shared registry."""
+
+from api.routing import Registry
+
+registry = Registry()
+
+
+def load_all() -> Registry:
+    from . import agents, api_keys, calls, health, numbers, provider_keys, trunks, voices  # noqa: F401
+
+    return registry

@@ -1,0 +1,99 @@
+"""Agents: create, list, get, partial update, delete (refused while calls are active)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from api import errors
+from api.keys import POOL, VOICES
+from api.models.agents import DEFAULTS, AgentCreate, AgentFields, AgentOut, AgentQuery, AgentUpdate
+from api.routing import Ctx, Result
+from store import agents as agent_store
+from store.types import Where
+
+from . import registry
+
+_COLUMNS = ("name", "enabled")
+
+
+def agent_config(body: AgentFields, voices: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The stored configuration: defaults (or the current config), overlaid with the fields given."""
+    given = body.model_dump(mode="json", exclude_unset=True)
+    for col in _COLUMNS:
+        given.pop(col, None)
+    config = {**(base if base is not None else {k: v for k, v in DEFAULTS.items() if k not in _COLUMNS}), **given}
+    if config.get("voice_id") is None:
+        config["voice_id"] = DEFAULTS["voice_id"]
+    if voices.get(config["voice_id"]) is None:
+        raise errors.ValidationFailed.field("voice_id", f"Unknown voice_id {config['voice_id']!r}; see GET /voices.")
+    return config
+
+
+def present(record: dict[str, Any]) -> dict[str, Any]:
+    data = {**DEFAULTS, **record["config"], "name": record["name"], "enabled": record["enabled"],
+            "id": record["id"], "agent_id": record["id"], "created_at": record["created_at"],
+            "updated_at": record["updated_at"]}
+    return AgentOut.model_validate(data).model_dump(mode="json")
+
+
+@registry.route("POST", "/agents", summary="Create an agent", tag="Agents", body=AgentCreate, response=AgentOut,
+                status=201)
+async def create_agent(ctx: Ctx) -> Result:
+    body: AgentCreate = ctx.body
+    config = agent_config(body, ctx.app[VOICES])
+    record = await agent_store.agents.insert(
+        ctx.app[POOL], ctx.org_id,
+        {"name": body.name, "enabled": body.enabled if body.enabled is not None else True, "config": config},
+    )
+    return Result(present(record), status=201)
+
+
+@registry.route("GET", "/agents", summary="List agents", tag="Agents", query=AgentQuery, response=AgentOut, many=True)
+async def list_agents(ctx: Ctx) -> Result:
+    q: AgentQuery = ctx.query
+    where = Where()
+    if q.enabled is not None:
+        where.add("enabled = {}", q.enabled)
+    items, total = await agent_store.agents.list(ctx.app[POOL], ctx.org_id, where, q.limit, q.offset)
+    return Result([present(r) for r in items], total=total, limit=q.limit, offset=q.offset)
+
+
+async def load_agent(ctx: Ctx, agent_id: Any) -> dict[str, Any]:
+    record = await agent_store.agents.get(ctx.app[POOL], ctx.org_id, agent_id)
+    if record is None:
+        raise errors.NotFound("No agent with that id.")
+    return record
+
+
+@registry.route("GET", "/agents/{agent_id}", summary="Get an agent", tag="Agents", response=AgentOut, errors=(404,))
+async def get_agent(ctx: Ctx) -> Result:
+    return Result(present(await load_agent(ctx, ctx.ids["agent_id"])))
+
+
+@registry.route("PATCH", "/agents/{agent_id}", summary="Update an agent (only the fields given)", tag="Agents",
+                body=AgentUpdate, response=AgentOut, errors=(404,))
+async def update_agent(ctx: Ctx) -> Result:
+    body: AgentUpdate = ctx.body
+    current = await load_agent(ctx, ctx.ids["agent_id"])
+    changes: dict[str, Any] = {"config": agent_config(body, ctx.app[VOICES], base=current["config"])}
+    for col in _COLUMNS:
+        value = getattr(body, col)
+        if col in body.model_fields_set:
+            if value is None:
+                raise errors.ValidationFailed.field(col, f"{col} cannot be null.")
+            changes[col] = value
+    record = await agent_store.agents.update(ctx.app[POOL], ctx.org_id, ctx.ids["agent_id"], changes)
+    if record is None:
+        raise errors.NotFound("No agent with that id.")
+    return Result(present(record))
+
+
+@registry.route("DELETE", "/agents/{agent_id}", summary="Delete an agent", tag="Agents", status=204, errors=(404, 409))
+async def delete_agent(ctx: Ctx) -> None:
+    pool = ctx.app[POOL]
+    async with pool.acquire() as conn, conn.transaction():
+        if await agent_store.agents.lock(conn, ctx.org_id, ctx.ids["agent_id"]) is None:
+            raise errors.NotFound("No agent with that id.")
+        if await agent_store.active_call_count(conn, ctx.org_id, ctx.ids["agent_id"]):
+            raise errors.Conflict("The agent has active calls; end them or wait for them to finish.")
+        await agent_store.agents.delete(conn, ctx.org_id, ctx.ids["agent_id"])

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Switchboard needs, only when some are missing.
+#   runtime: espeak-ng (local TTS voice)
+#   tests:   sox (test speech), sip-tester (sipp), baresip, kamailio (real SIP peers on loopback)
+set -euo pipefail
+want=(espeak-ng sox libsox-fmt-all)
+if [ "${1:-}" = "--test" ]; then
+    want+=(sip-tester baresip kamailio)
+fi
+missing=()
+for p in "${want[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+echo "Installing system packages: ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

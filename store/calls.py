@@ -1,0 +1,168 @@
+"""Calls, their status events and transcript turns.
+
+Every status change is one statement that updates the call and appends its event together, guarded by
+the statuses it may leave (so a racing worker or API request cannot move a call backwards).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID
+
+from .crud import Table
+from .errors import translating
+from .types import DB, Where, row, rows, update_sets
+
+ACTIVE = ("pending", "ringing", "in_progress")
+ENDED = ("completed", "failed", "no_answer", "busy", "canceled")
+
+CALL_COLUMNS = frozenset(
+    {
+        "direction", "status", "to_number", "from_number", "agent_id", "agent_name", "agent_config",
+        "trunk_id", "number_id", "record", "metadata", "user_data", "max_duration_seconds", "webhooks",
+        "started_at", "answered_at", "ended_at", "hangup_cause", "disconnection_reason", "sip_call_id",
+        "sip_status", "recording_path", "cost", "metrics", "worker_id",
+    }
+)
+calls = Table("calls", CALL_COLUMNS)
+
+
+async def create_many(db: DB, org_id: UUID, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Insert calls and their first event in one transaction (all or nothing)."""
+    created = []
+    async with db.transaction():  # type: ignore[attr-defined]
+        for v in values:
+            call = await calls.insert(db, org_id, v)
+            await db.execute(
+                "INSERT INTO call_events (call_id, status, detail) VALUES ($1, $2, $3)",
+                call["id"],
+                call["status"],
+                {"direction": call["direction"]},
+            )
+            created.append(call)
+    return created
+
+
+async def transition(
+    db: DB,
+    call_id: UUID,
+    status: str,
+    *,
+    allowed_from: tuple[str, ...] = ACTIVE,
+    org_id: UUID | None = None,
+    detail: dict[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any] | None:
+    """Move a call to ``status`` (setting ``fields`` too) if it is in ``allowed_from``; log the event.
+
+    Returns the updated call, or None when the call is missing or was not in an allowed status.
+    """
+    changes = {"status": status, **fields}
+    unknown = set(changes) - CALL_COLUMNS
+    if unknown:
+        raise ValueError(f"unknown call columns: {sorted(unknown)}")
+    where = Where()
+    sets = update_sets(changes, where)
+    where.add("id = {}", call_id)
+    where.add("status = ANY({}::text[])", list(allowed_from))
+    if org_id is not None:
+        where.add("org_id = {}", org_id)
+    status_param = where.next_param(status)
+    detail_param = where.next_param(json.dumps(detail or {}))
+    sql = (
+        f"WITH c AS (UPDATE calls SET {sets}, updated_at = now() WHERE {where.sql()} RETURNING *),"
+        f" e AS (INSERT INTO call_events (call_id, status, detail)"
+        f"       SELECT id, {status_param}, {detail_param}::jsonb FROM c)"
+        f" SELECT * FROM c"
+    )
+    async with translating():
+        return row(await db.fetchrow(sql, *where.args))
+
+
+async def list_calls(
+    db: DB, org_id: UUID, filters: dict[str, Any], limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    where = Where()
+    for col in ("agent_id", "number_id", "trunk_id", "status", "direction"):
+        if filters.get(col) is not None:
+            where.add(f"{col} = {{}}", filters[col])
+    if filters.get("active"):
+        where.add("status = ANY({}::text[])", list(ACTIVE))
+    if filters.get("date_from") is not None:
+        where.add("created_at >= {}", filters["date_from"])
+    if filters.get("date_to") is not None:
+        where.add("created_at <= {}", filters["date_to"])
+    if filters.get("search"):
+        term = filters["search"]
+        where.add("(to_number ILIKE {0} OR from_number ILIKE {0} OR id::text = {1})", f"%{_like(term)}%", term)
+    return await calls.list(db, org_id, where, limit, offset)
+
+
+def _like(term: str) -> str:
+    return term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def delete_ended(db: DB, org_id: UUID, call_id: UUID) -> str:
+    """Delete an ended call: returns 'deleted', 'active' or 'missing'."""
+    result = await db.fetchrow(
+        "WITH d AS (DELETE FROM calls WHERE org_id = $1 AND id = $2 AND status = ANY($3::text[]) RETURNING id)"
+        " SELECT (SELECT count(*) FROM d) AS deleted,"
+        " (SELECT status FROM calls WHERE org_id = $1 AND id = $2) AS status",
+        org_id,
+        call_id,
+        list(ENDED),
+    )
+    if result["deleted"]:
+        return "deleted"
+    return "active" if result["status"] is not None else "missing"
+
+
+async def events(db: DB, call_id: UUID) -> list[dict[str, Any]]:
+    return rows(await db.fetch("SELECT * FROM call_events WHERE call_id = $1 ORDER BY id", call_id))
+
+
+async def transcript(db: DB, call_id: UUID) -> list[dict[str, Any]]:
+    return rows(await db.fetch("SELECT * FROM transcript_turns WHERE call_id = $1 ORDER BY id", call_id))
+
+
+async def add_turn(db: DB, call_id: UUID, turn: dict[str, Any]) -> dict[str, Any]:
+    cols = ["call_id", *turn]
+    params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+    return dict(
+        await db.fetchrow(
+            f"INSERT INTO transcript_turns ({', '.join(cols)}) VALUES ({params}) RETURNING *", call_id, *turn.values()
+        )
+    )
+
+
+async def close_orphans(db: DB, worker_id: str | None = None) -> list[dict[str, Any]]:
+    """At start-up: calls a dead process left ringing or in progress end with SYSTEM_SHUTDOWN."""
+    where = Where()
+    where.add("status = ANY({}::text[])", ["ringing", "in_progress"])
+    if worker_id is not None:
+        where.add("worker_id = {}", worker_id)
+    sql = (
+        "WITH c AS (UPDATE calls SET status = CASE WHEN answered_at IS NULL THEN 'failed' ELSE 'completed' END,"
+        " ended_at = now(), hangup_cause = 'SYSTEM_SHUTDOWN', disconnection_reason = 'error', updated_at = now()"
+        f" WHERE {where.sql()} RETURNING *),"
+        " e AS (INSERT INTO call_events (call_id, status, detail)"
+        "       SELECT id, status, '{\"hangup_cause\": \"SYSTEM_SHUTDOWN\"}'::jsonb FROM c)"
+        " SELECT * FROM c"
+    )
+    return rows(await db.fetch(sql, *where.args))
+
+
+async def claim_pending(db: DB, worker_id: str, limit: int) -> list[dict[str, Any]]:
+    """Claim pending outbound calls for this worker (several workers may share the database)."""
+    return rows(
+        await db.fetch(
+            "WITH picked AS (SELECT id FROM calls WHERE status = 'pending' AND direction = 'outbound'"
+            "  AND worker_id IS NULL ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            " UPDATE calls SET worker_id = $1, updated_at = now() FROM picked WHERE calls.id = picked.id"
+            " RETURNING calls.*",
+            worker_id,
+            limit,
+        )
+    )
+

@@ -1,0 +1,43 @@
+"""SIP trunks (passwords encrypted at rest) and their live registration state."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from .crud import Table
+from .types import DB, row
+
+TRUNK_COLUMNS = frozenset(
+    {
+        "name", "host", "port", "transport", "username", "password_enc", "auth_username", "realm",
+        "register", "register_expires", "outbound_proxy", "from_domain", "number_format", "dial_prefix",
+        "max_concurrent_calls", "calls_per_second", "inbound_cidrs", "codecs", "rate_per_minute", "enabled",
+    }
+)
+trunks = Table("trunks", TRUNK_COLUMNS)
+
+
+async def usage(db: DB, org_id: UUID, trunk_id: UUID) -> dict[str, int]:
+    record = await db.fetchrow(
+        "SELECT (SELECT count(*) FROM numbers WHERE org_id = $1 AND trunk_id = $2) AS numbers,"
+        " (SELECT count(*) FROM calls WHERE org_id = $1 AND trunk_id = $2"
+        "  AND status IN ('pending', 'ringing', 'in_progress')) AS active_calls",
+        org_id,
+        trunk_id,
+    )
+    return dict(record)
+
+
+async def set_registration(
+    db: DB, trunk_id: UUID, state: str, last_error: str | None, expires_at: Any | None
+) -> dict[str, Any] | None:
+    return row(
+        await db.fetchrow(
+            "UPDATE trunks SET reg_state = $2, reg_last_error = $3, reg_expires_at = $4 WHERE id = $1 RETURNING *",
+            trunk_id,
+            state,
+            last_error,
+            expires_at,
+        )
+    )

@@ -1,0 +1,94 @@
+"""The `switchboard` command: serve, migrate, api-key create."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+
+from .config import Settings
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("pgserver").setLevel(logging.WARNING)
+
+
+async def _migrate(settings: Settings) -> None:
+    from store.db import create_pool
+    from store.migrate import migrate
+
+    from .server import database_url
+
+    dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            applied = await migrate(conn)
+        print(f"migrations applied: {applied}" if applied else "database is up to date")
+    finally:
+        await pool.close()
+
+
+async def _create_key(settings: Settings, org_name: str, key_name: str) -> None:
+    from store import orgs
+    from store.db import create_pool
+    from store.migrate import migrate
+
+    from .server import database_url
+
+    dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
+    pool = await create_pool(dsn, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            async with conn.transaction():
+                org, created = await orgs.get_or_create_org(conn, org_name)
+                record, plain = await orgs.create_api_key(conn, org["id"], key_name)
+        print(f"organization: {org['name']} ({org['id']}){' created' if created else ''}")
+        print(f"api key id: {record['id']} (the key is shown once; store it now)")
+        print(plain)
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="switchboard", description="Self-hosted voice-AI telephony server.")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("serve", help="run the server (API, SIP, media) on the configured or embedded defaults")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    keys = sub.add_parser("api-key", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = keys.add_parser("create", help="create an API key; the plain key is printed alone on the last line")
+    create.add_argument("--org", required=True, help="organization name (created when missing)")
+    create.add_argument("--name", default="", help="a label for the key")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.command == "serve":
+        from .server import serve
+
+        try:
+            import uvloop
+
+            uvloop.install()
+        except ImportError:
+            pass
+        asyncio.run(serve(settings))
+    elif args.command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif args.command == "api-key":
+        asyncio.run(_create_key(settings, args.org, args.name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

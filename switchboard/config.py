@@ -1,0 +1,75 @@
+"""Settings from environment variables (documented in the README)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str | None
+    api_host: str = "0.0.0.0"
+    api_port: int = 8080
+    public_url: str | None = None
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    secret_key: str = ""
+    rate_limit_per_minute: int = 1000
+    max_body_bytes: int = 1024 * 1024
+    media_timeout_seconds: int = 30
+    drain_timeout_seconds: int = 60
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.api_host in ("0.0.0.0", "::", "") else self.api_host
+        return f"http://{host}:{self.api_port}"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("SWITCHBOARD_DATA_DIR") or "./data").resolve()
+        return cls(
+            data_dir=data_dir,
+            database_url=env.get("DATABASE_URL") or None,
+            api_host=env.get("SWITCHBOARD_API_HOST") or "0.0.0.0",
+            api_port=_int(env, "SWITCHBOARD_API_PORT", 8080),
+            public_url=env.get("SWITCHBOARD_PUBLIC_URL") or None,
+            sip_host=env.get("SWITCHBOARD_SIP_HOST") or "0.0.0.0",
+            sip_port=_int(env, "SWITCHBOARD_SIP_PORT", 5060),
+            secret_key=env.get("SWITCHBOARD_SECRET_KEY") or "",
+            rate_limit_per_minute=_int(env, "SWITCHBOARD_RATE_LIMIT", 1000),
+            media_timeout_seconds=_int(env, "SWITCHBOARD_MEDIA_TIMEOUT", 30),
+            drain_timeout_seconds=_int(env, "SWITCHBOARD_DRAIN_TIMEOUT", 60),
+        )
+
+    def resolved_secret_key(self) -> str:
+        """The secret for encrypting stored secrets: the env value, else one generated once into the
+        data directory (mode 0600) and reused on every later start."""
+        if self.secret_key:
+            return self.secret_key
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "secret.key"
+        if path.exists():
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key + "\n")
+        return key

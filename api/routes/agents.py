@@ -18,12 +18,14 @@ _COLUMNS = ("name", "enabled")
 
 def agent_config(body: AgentFields, voices: Any, base: dict[str, Any] | None = None) -> dict[str, Any]:
     """The stored configuration: defaults (or the current config), overlaid with the fields given."""
-    given = body.model_dump(mode="json", exclude_unset=True)
+    # top-level: only the fields given; nested objects whole, with their own defaults
+    given = body.model_dump(mode="json", include=set(body.model_fields_set))
     for col in _COLUMNS:
         given.pop(col, None)
     config = {**(base if base is not None else {k: v for k, v in DEFAULTS.items() if k not in _COLUMNS}), **given}
-    if config.get("voice_id") is None:
-        config["voice_id"] = DEFAULTS["voice_id"]
+    for key, value in list(config.items()):
+        if value is None and DEFAULTS.get(key) is not None:
+            config[key] = DEFAULTS[key]  # an explicit null means "the default"
     if voices.get(config["voice_id"]) is None:
         raise errors.ValidationFailed.field("voice_id", f"Unknown voice_id {config['voice_id']!r}; see GET /voices.")
     return config

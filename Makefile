@@ -3,6 +3,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip
+# numpy's BLAS must not spread the media tick's small matrix products over every core.
+export OPENBLAS_NUM_THREADS ?= 1
+# The Silero VAD model ships in silero-vad, whose own dependencies would pull torch: take the file only.
+SILERO := silero-vad==6.2.3
 
 .PHONY: run test install install-test lint bench-api bench-sip bench-media clean
 
@@ -13,11 +17,13 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	./scripts/install-system-deps.sh
 	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps $(SILERO)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	./scripts/install-system-deps.sh --test
 	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps $(SILERO)
 	touch $(VENV)/.installed $@
 
 install: $(VENV)/.installed
@@ -34,6 +40,9 @@ test: install-test
 
 bench-api: install-test
 	$(BIN)/python -m bench.api_load $(BENCH_ARGS)
+
+bench-media: install-test
+	$(BIN)/python -m bench.media_tick $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

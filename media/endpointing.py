@@ -1,0 +1,161 @@
+"""Turn-taking: an endpointing state machine and barge-in, pure and clock-driven.
+
+`Endpointer` turns per-window VAD probabilities into user_started_speaking / user_stopped_speaking with
+the pipecat-style states quiet → starting → speaking → stopping and explicit start/stop durations.
+`TurnTaker` adds the agent side: while the agent talks, user speech only counts once it has lasted
+`min_interrupt_ms` (then it is a barge-in, if the agent is interruptible); shorter speech is a
+backchannel and is swallowed; a non-interruptible agent ignores speech while it talks. Times are seconds
+on a clock the caller passes in, so a 30 s conversation can be tested in milliseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class TurnState(enum.Enum):
+    QUIET = "quiet"
+    STARTING = "starting"
+    SPEAKING = "speaking"
+    STOPPING = "stopping"
+
+
+class TurnEventKind(enum.Enum):
+    USER_STARTED_SPEAKING = "user_started_speaking"
+    USER_STOPPED_SPEAKING = "user_stopped_speaking"
+    INTERRUPT = "interrupt"  # barge-in: flush the playout, cancel the response and synthesis
+    BACKCHANNEL = "backchannel"  # short user speech over the agent, ignored
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEvent:
+    kind: TurnEventKind
+    at: float  # clock time the decision was made
+    speech_start: float  # when the user's speech began (start of the first speech window)
+    speech_end: float | None = None  # when it ended (start of the silence), for stop events
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointingConfig:
+    start_threshold: float = 0.5  # probability at which a window counts as speech
+    stop_threshold: float = 0.35  # below this a window counts as silence (hysteresis in between)
+    start_ms: float = 200.0  # speech must last this long to start a turn
+    stop_ms: float = 600.0  # silence must last this long to end it
+    interruptible: bool = True
+    min_interrupt_ms: float = 500.0  # user speech over the agent this long is a barge-in
+    backchannel_gap_ms: float = 200.0  # over the agent, dips shorter than this do not split speech
+
+
+class Endpointer:
+    """quiet → starting → speaking → stopping → quiet. `update(prob, now, duration)` where `now` is the
+    end of the analysed audio and `duration` its length (32 ms per Silero window)."""
+
+    def __init__(self, config: EndpointingConfig | None = None) -> None:
+        self.config = config or EndpointingConfig()
+        self.state = TurnState.QUIET
+        self.speech_start = 0.0  # start of the current speech run
+        self.silence_start = 0.0  # start of the current silence in STOPPING
+
+    def reset(self) -> None:
+        self.state = TurnState.QUIET
+
+    def _is_speech(self, prob: float) -> bool:
+        cfg = self.config
+        if self.state in (TurnState.SPEAKING, TurnState.STOPPING):
+            return prob >= cfg.stop_threshold  # hysteresis: keep speaking until clearly quiet
+        return prob >= cfg.start_threshold
+
+    def update(self, prob: float, now: float, duration: float = 0.032) -> TurnEvent | None:
+        cfg = self.config
+        speech = self._is_speech(prob)
+        began = now - duration
+        st = self.state
+        if st is TurnState.QUIET:
+            if speech:
+                self.state, self.speech_start = TurnState.STARTING, began
+        elif st is TurnState.STARTING:
+            if not speech:
+                self.state = TurnState.QUIET
+        elif st is TurnState.SPEAKING:
+            if not speech:
+                self.state, self.silence_start = TurnState.STOPPING, began
+        elif speech:  # STOPPING
+            self.state = TurnState.SPEAKING
+        if self.state is TurnState.STARTING and now - self.speech_start >= cfg.start_ms / 1000.0 - 1e-9:
+            self.state = TurnState.SPEAKING
+            return TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, self.speech_start)
+        if self.state is TurnState.STOPPING and now - self.silence_start >= cfg.stop_ms / 1000.0 - 1e-9:
+            self.state = TurnState.QUIET
+            return TurnEvent(TurnEventKind.USER_STOPPED_SPEAKING, now, self.speech_start, self.silence_start)
+        return None
+
+    @property
+    def user_speaking(self) -> bool:
+        """A turn is open (speaking, or a pause shorter than stop_ms)."""
+        return self.state in (TurnState.SPEAKING, TurnState.STOPPING)
+
+
+class TurnTaker:
+    """Endpointing plus barge-in for one call. Tell it when the agent starts and stops talking
+    (`agent_started(now)`, `agent_stopped(now)`); feed it every VAD window with `update()`.
+
+    While the agent talks the user's turn events are held back: speech lasting `min_interrupt_ms` emits
+    INTERRUPT then USER_STARTED_SPEAKING (the agent is then considered silent: flush its playout);
+    shorter speech emits BACKCHANNEL and nothing else. A non-interruptible agent ignores speech entirely
+    while talking; a turn can only start once it has stopped.
+    """
+
+    def __init__(self, config: EndpointingConfig | None = None) -> None:
+        self.config = config or EndpointingConfig()
+        self.endpointer = Endpointer(self.config)
+        self.agent_speaking = False
+        self.interruptions = 0
+        self.backchannels = 0
+        self._over_start: float | None = None  # start of user speech heard over the agent
+        self._over_last: float = 0.0  # end of the last speech window over the agent
+
+    def agent_started(self, now: float) -> None:
+        self.agent_speaking = True
+        self._over_start = None
+        if not self.config.interruptible:
+            self.endpointer.reset()
+
+    def agent_stopped(self, now: float) -> None:
+        self.agent_speaking = False
+        self._over_start = None
+
+    def update(self, prob: float, now: float, duration: float = 0.032) -> list[TurnEvent]:
+        if not self.agent_speaking:
+            ev = self.endpointer.update(prob, now, duration)
+            return [ev] if ev else []
+        if not self.config.interruptible:
+            return []
+        return self._over_agent(prob, now, duration)
+
+    def _over_agent(self, prob: float, now: float, duration: float) -> list[TurnEvent]:
+        cfg = self.config
+        speech = prob >= (cfg.stop_threshold if self._over_start is not None else cfg.start_threshold)
+        began = now - duration
+        events: list[TurnEvent] = []
+        if speech:
+            if self._over_start is None:
+                self._over_start = began
+            self._over_last = now
+            if now - self._over_start >= cfg.min_interrupt_ms / 1000.0 - 1e-9:
+                start = self._over_start
+                self.interruptions += 1
+                self.agent_stopped(now)
+                ep = self.endpointer
+                ep.state, ep.speech_start = TurnState.SPEAKING, start
+                events.append(TurnEvent(TurnEventKind.INTERRUPT, now, start))
+                events.append(TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, start))
+        elif self._over_start is not None and now - self._over_last >= cfg.backchannel_gap_ms / 1000.0 - 1e-9:
+            self.backchannels += 1
+            events.append(TurnEvent(TurnEventKind.BACKCHANNEL, now, self._over_start, self._over_last))
+            self._over_start = None
+        return events
+
+    @property
+    def state(self) -> TurnState:
+        return self.endpointer.state

@@ -1,0 +1,206 @@
+"""The shared media tick: one plain object steps every call's audio every 20 ms.
+
+`process(now)` takes each stream's new inbound PCM (whole 20 ms frames from its ring), resamples it to
+16 kHz with the stream's own stateful resampler, runs Silero VAD for every stream that has a full
+512-sample window in ONE batched session.run, advances each stream's turn-taking, and returns the turn
+events. On a barge-in (INTERRUPT) it flushes that stream's playout ring at once. The transmit side is
+`push_tx()` (agent audio in) and `pull_tx()` (what the engine sends next). No awaits, no I/O, no
+per-sample Python; the 16 kHz audio is also kept in a per-stream ring for speech-to-text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from media.blas import single_threaded_blas
+from media.endpointing import EndpointingConfig, TurnEvent, TurnEventKind, TurnTaker
+from media.resample import Resampler, process_many
+from media.ring import AudioRing
+from media.vad import WINDOW, SileroModel, VadBank
+
+VAD_RATE = 16000
+FRAME_MS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEvent:
+    key: Hashable
+    event: TurnEvent
+
+
+class MediaStream:
+    """One call's media state. Producers write line-rate PCM into `inbound`; STT reads `audio16k`."""
+
+    def __init__(
+        self,
+        key: Hashable,
+        in_rate: int,
+        out_rate: int,
+        slot: int,
+        config: EndpointingConfig,
+        started_at: float,
+        ring_seconds: float,
+    ) -> None:
+        self.key = key
+        self.in_rate, self.out_rate = in_rate, out_rate
+        self.frame = in_rate * FRAME_MS // 1000
+        self.inbound = AudioRing.for_duration(in_rate, ring_seconds)
+        self.outbound = AudioRing.for_duration(out_rate, max(ring_seconds, 30.0))
+        self.audio16k = AudioRing.for_duration(VAD_RATE, ring_seconds)
+        self.resampler = Resampler(in_rate, VAD_RATE)
+        self.turn = TurnTaker(config)
+        self.slot = slot
+        self.started_at = started_at
+        self.samples16k = 0  # 16 kHz samples analysed so far: the stream's audio clock
+        self.last_prob = 0.0
+        self.response_active = False  # set by the runtime while a reply is being produced/spoken
+        self.tx_played = 0  # agent samples handed to the engine
+        self.tx_flushed = 0  # agent samples discarded by barge-in
+        self._pending = np.zeros(WINDOW[VAD_RATE] + 8 * VAD_RATE * FRAME_MS // 1000, np.int16)
+        self._npending = 0
+
+    @property
+    def agent_speaking(self) -> bool:
+        return self.response_active or self.outbound.available > 0
+
+    def audio_time(self) -> float:
+        return self.started_at + self.samples16k / VAD_RATE
+
+
+class MediaTick:
+    """Holds N streams; `process(now)` advances all of them by what their rings hold (20 ms per tick)."""
+
+    def __init__(self, model: SileroModel | None = None, *, max_frames_per_tick: int = 5) -> None:
+        self.model = model or SileroModel()
+        self.bank = VadBank(self.model, VAD_RATE)
+        self.window = WINDOW[VAD_RATE]
+        self.max_frames_per_tick = max_frames_per_tick
+        self._streams: dict[Hashable, MediaStream] = {}
+        self.ticks = 0
+        self.vad_runs = 0
+        self.vad_windows = 0
+
+    # -- streams ---------------------------------------------------------------------------------------
+    def add_stream(
+        self,
+        key: Hashable,
+        *,
+        in_rate: int = 8000,
+        out_rate: int | None = None,
+        config: EndpointingConfig | None = None,
+        now: float = 0.0,
+        ring_seconds: float = 2.0,
+    ) -> MediaStream:
+        if key in self._streams:
+            raise KeyError(f"stream {key!r} already exists")
+        s = MediaStream(
+            key,
+            in_rate,
+            out_rate or in_rate,
+            self.bank.open(),
+            config or EndpointingConfig(),
+            now,
+            ring_seconds,
+        )
+        self._streams[key] = s
+        return s
+
+    def remove_stream(self, key: Hashable) -> None:
+        s = self._streams.pop(key)
+        self.bank.close(s.slot)
+
+    def stream(self, key: Hashable) -> MediaStream:
+        return self._streams[key]
+
+    def __len__(self) -> int:
+        return len(self._streams)
+
+    def __iter__(self) -> Iterator[MediaStream]:
+        return iter(self._streams.values())
+
+    # -- receive side ----------------------------------------------------------------------------------
+    def push_rx(self, key: Hashable, pcm: np.ndarray) -> None:
+        """Caller audio at the stream's line rate (what the engine read this period)."""
+        self._streams[key].inbound.write(pcm)
+
+    def process(self, now: float) -> list[StreamEvent]:
+        """One tick for all streams; returns the turn events it produced, in stream order."""
+        with single_threaded_blas():
+            return self._process(now)
+
+    def _process(self, now: float) -> list[StreamEvent]:
+        self.ticks += 1
+        ready: list[MediaStream] = []
+        window = self.window
+        groups: dict[int, list[MediaStream]] = {}
+        for s in self._streams.values():
+            # agent speaking state follows the playout (and the runtime's response flag)
+            speaking = s.agent_speaking
+            if speaking != s.turn.agent_speaking:
+                (s.turn.agent_started if speaking else s.turn.agent_stopped)(s.audio_time())
+            if s.inbound.available >= s.frame:
+                groups.setdefault(s.in_rate, []).append(s)
+        for group in groups.values():
+            # one 20 ms frame per stream per round, all streams of a rate resampled in one product;
+            # later rounds only when a tick came late and streams have more than one frame waiting
+            for _ in range(self.max_frames_per_tick):
+                if not group:
+                    break
+                frames = np.empty((len(group), group[0].frame), np.int16)
+                for i, s in enumerate(group):
+                    s.inbound.read_into(frames[i])
+                out = process_many([s.resampler for s in group], frames)
+                for s, pcm16 in zip(group, out, strict=True):
+                    s.audio16k.write(pcm16)
+                    n = s._npending
+                    s._pending[n : n + len(pcm16)] = pcm16
+                    s._npending = n + len(pcm16)
+                group = [s for s in group if s.inbound.available >= s.frame]
+        ready = [s for s in self._streams.values() if s._npending >= window]
+        events: list[StreamEvent] = []
+        while ready:  # usually one round; more only when a tick was late and streams caught up
+            self._vad_round(ready, events)
+            ready = [s for s in ready if s._npending >= window]
+        return events
+
+    def _vad_round(self, ready: list[MediaStream], events: list[StreamEvent]) -> None:
+        window = self.window
+        batch = np.stack([s._pending[:window] for s in ready])
+        probs = self.bank.infer([s.slot for s in ready], batch)
+        self.vad_runs += 1
+        self.vad_windows += len(ready)
+        dur = window / VAD_RATE
+        for s, p in zip(ready, probs.tolist(), strict=True):
+            rest = s._npending - window
+            s._pending[:rest] = s._pending[window : s._npending]
+            s._npending = rest
+            s.samples16k += window
+            s.last_prob = p
+            for ev in s.turn.update(p, s.audio_time(), dur):
+                if ev.kind is TurnEventKind.INTERRUPT:
+                    self.flush_tx(s.key)
+                    s.response_active = False
+                events.append(StreamEvent(s.key, ev))
+
+    # -- transmit side ---------------------------------------------------------------------------------
+    def push_tx(self, key: Hashable, pcm: np.ndarray) -> None:
+        """Agent audio at the stream's out_rate, queued for playout."""
+        self._streams[key].outbound.write(pcm)
+
+    def pull_tx(self, key: Hashable, n: int | None = None) -> np.ndarray:
+        """The next `n` samples (default one frame) to send: agent audio, padded with silence."""
+        s = self._streams[key]
+        n = s.out_rate * FRAME_MS // 1000 if n is None else n
+        got = min(n, s.outbound.available)
+        s.tx_played += got
+        return s.outbound.read_padded(n) if got < n else s.outbound.read(n)
+
+    def flush_tx(self, key: Hashable) -> int:
+        """Drop queued agent audio (barge-in); returns the samples dropped."""
+        s = self._streams[key]
+        dropped = s.outbound.clear()
+        s.tx_flushed += dropped
+        return dropped

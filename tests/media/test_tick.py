@@ -1,0 +1,127 @@
+import numpy as np
+import pytest
+
+from media.endpointing import EndpointingConfig, TurnEventKind
+from media.resample import Resampler
+from media.tick import MediaTick
+
+K = TurnEventKind
+
+
+@pytest.fixture(scope="module")
+def tick_model(vad_model):
+    return vad_model
+
+
+def run(tick: MediaTick, feeds: dict, seconds: float, t0: float = 0.0, on_tick=None):
+    """Feed each stream 20 ms per tick from its signal (silence after it ends); collect events."""
+    events = []
+    for k in range(round(seconds / 0.02)):
+        now = t0 + (k + 1) * 0.02
+        for key, sig in feeds.items():
+            s = tick.stream(key)
+            chunk = sig[k * s.frame : (k + 1) * s.frame]
+            tick.push_rx(key, np.pad(chunk, (0, s.frame - len(chunk))))
+        if on_tick:
+            on_tick(k, now)
+        events += [(e.key, e.event.kind, now, e.event) for e in tick.process(now)]
+    return events
+
+
+def test_turns_detected_per_stream_with_one_batched_vad_run_per_tick(tick_model, speech_8k, speech_16k):
+    tick = MediaTick(tick_model)
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600)
+    lead8, lead16 = np.zeros(8000, np.int16), np.zeros(16000, np.int16)
+    feeds = {
+        "g711": np.concatenate([lead8, speech_8k]),
+        "g722": np.concatenate([lead16, lead16, speech_16k]),
+        "silent": np.zeros(8000 * 10, np.int16),
+    }
+    tick.add_stream("g711", in_rate=8000, config=cfg)
+    tick.add_stream("g722", in_rate=16000, config=cfg)
+    tick.add_stream("silent", in_rate=8000, config=cfg)
+    events = run(tick, feeds, 8.0)
+    by = {k: [(kind, ev) for key, kind, _, ev in events if key == k] for k in feeds}
+    assert by["silent"] == []
+    for key, lead, sig, rate in (("g711", 1.0, speech_8k, 8000), ("g722", 2.0, speech_16k, 16000)):
+        kinds = [k for k, _ in by[key]]
+        assert kinds[0] is K.USER_STARTED_SPEAKING and kinds[-1] is K.USER_STOPPED_SPEAKING
+        start, end = by[key][0][1], by[key][-1][1]
+        assert start.speech_start == pytest.approx(lead, abs=0.15)
+        voiced_end = np.flatnonzero(np.abs(sig) > 1000)[-1] / rate  # espeak pads its WAV with silence
+        assert end.speech_end == pytest.approx(lead + voiced_end, abs=0.15)
+        assert end.at - end.speech_end == pytest.approx(0.6, abs=0.05)
+    # 8 s at 16 kHz = 250 windows per stream, 3 streams, but only one session.run per window step
+    assert tick.vad_windows == 3 * 250
+    assert tick.vad_runs == 250
+    # the 16 kHz audio kept for STT is the stream resampled with a fresh resampler, sample for sample
+    s = tick.stream("g711")
+    assert s.audio16k.available == s.audio16k.capacity  # 2 s ring, full
+    assert s.inbound.dropped == 0
+
+
+def test_barge_in_flushes_playout_and_short_backchannel_does_not(tick_model, speech_8k):
+    tick = MediaTick(tick_model)
+    tick.add_stream("c", in_rate=8000, config=EndpointingConfig(min_interrupt_ms=500))
+    # the agent has 10 s of audio queued; the caller says "uh-huh" (250 ms) at 1 s, then talks at 4 s
+    agent = np.full(80000, 1000, np.int16)
+    tick.push_tx("c", agent)
+    caller = np.zeros(8000 * 8, np.int16)
+    caller[8000 : 8000 + 2000] = speech_8k[4000:6000]
+    caller[32000 : 32000 + len(speech_8k)] = speech_8k
+    sent = []
+    events = run(tick, {"c": caller}, 7.0, on_tick=lambda k, now: sent.append(tick.pull_tx("c")))
+    kinds = [kind for _, kind, _, _ in events]
+    assert K.INTERRUPT in kinds and kinds.index(K.INTERRUPT) == kinds.index(K.USER_STARTED_SPEAKING) - 1
+    assert kinds[: kinds.index(K.INTERRUPT)] == [K.BACKCHANNEL]
+    at = next(now for _, kind, now, _ in events if kind is K.INTERRUPT)
+    assert 4.4 <= at <= 4.9
+    s = tick.stream("c")
+    assert s.outbound.available == 0 and s.tx_flushed > 0
+    assert s.tx_played + s.tx_flushed == len(agent)
+    sent_arr = np.concatenate(sent)
+    played_until = np.flatnonzero(sent_arr)[-1] / 8000
+    assert played_until == pytest.approx(at, abs=0.03)  # the agent went silent on the interrupting tick
+    assert tick.stream("c").turn.interruptions == 1
+
+
+def test_non_interruptible_agent_keeps_talking(tick_model, speech_8k):
+    tick = MediaTick(tick_model)
+    tick.add_stream("c", in_rate=8000, config=EndpointingConfig(interruptible=False))
+    tick.push_tx("c", np.full(8000 * 6, 1000, np.int16))
+    caller = np.concatenate([np.zeros(8000, np.int16), speech_8k])
+    events = run(tick, {"c": caller}, 4.0, on_tick=lambda k, now: tick.pull_tx("c"))
+    assert events == []
+    assert tick.stream("c").outbound.available == 8000 * 2 and tick.stream("c").tx_flushed == 0
+
+
+def test_late_tick_catches_up_and_streams_come_and_go(tick_model, speech_8k):
+    tick = MediaTick(tick_model)
+    tick.add_stream("a", in_rate=8000)
+    tick.push_rx("a", speech_8k[:480])  # 60 ms arrived before the tick ran
+    tick.process(0.06)
+    s = tick.stream("a")
+    assert s.inbound.available == 0 and s.audio16k.available == 960
+    assert s.samples16k == 512  # one full window analysed, the rest pending
+    ref = Resampler(8000, 16000).process(speech_8k[:480])
+    np.testing.assert_array_equal(s.audio16k.peek(960), ref)
+    slot = s.slot
+    tick.remove_stream("a")
+    assert tick.add_stream("b").slot == slot
+    with pytest.raises(KeyError):
+        tick.add_stream("b")
+    assert tick.process(0.08) == [] and len(tick) == 1
+
+
+def test_pull_tx_pads_with_silence_and_counts(tick_model):
+    tick = MediaTick(tick_model)
+    tick.add_stream("x", in_rate=8000)
+    tick.push_tx("x", np.arange(1, 201, dtype=np.int16))
+    assert tick.stream("x").agent_speaking
+    a, b = tick.pull_tx("x"), tick.pull_tx("x")
+    assert len(a) == len(b) == 160 and not b[40:].any()
+    np.testing.assert_array_equal(b[:40], np.arange(161, 201))
+    assert tick.stream("x").tx_played == 200 and tick.stream("x").outbound.underruns == 1
+    assert not tick.stream("x").agent_speaking
+    tick.push_tx("x", np.ones(1000, np.int16))
+    assert tick.flush_tx("x") == 1000 and tick.stream("x").tx_flushed == 1000

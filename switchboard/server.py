@@ -74,11 +74,16 @@ def _banner(settings: Settings, app: web.Application) -> str:
             f"    {first.api_key}",
             f"  Try: curl -H 'Authorization: Bearer {first.api_key}' {settings.base_url}/api/v1/agents",
         ]
+    lines.append("Press Ctrl+C to stop.")
     return "\n".join(lines)
 
 
 async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
     dsn = await loop.run_in_executor(None, database_url, settings)
     app = init_app(settings, dsn)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -86,11 +91,6 @@ async def serve(settings: Settings) -> None:
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
     print(_banner(settings, app), flush=True)
-
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("stopping: draining")
     app[CALLS].accepting = False

@@ -1,0 +1,426 @@
+"""Switchboard's own SIP engine interface.
+
+Everything outside ``sipcore`` talks SIP through the abstract classes and
+dataclasses defined here; the engine library (baresip-python today, maybe
+pjsua2 later) stays hidden in its own module (:mod:`sipcore.baresip_engine`).
+
+Threading contract: every method here is called on the asyncio loop that
+started the engine, and every callback / event is delivered on that loop.
+The engine's native threads never call application code directly.
+
+Typical use::
+
+    engine = BaresipEngine()
+    await engine.start(EngineConfig(host="0.0.0.0", port=5060))
+    engine.set_incoming_handler(route_call)          # inbound
+    trunk = await engine.add_account(AccountConfig(...))
+    call = await engine.dial("sip:+15551230000@carrier", account=trunk)
+    end = await call.wait_answered()                  # raises DialFailed
+    async for event in call.events(): ...
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from sipcore.calltypes import (
+    CallAnswered,
+    CallEnd,
+    CallEnded,
+    CallEvent,
+    CallRinging,
+    Direction,
+    DtmfReceived,
+    HangupBy,
+    RtpStats,
+)
+
+__all__ = [
+    "AccountConfig",
+    "AccountHandle",
+    "Call",
+    "CallAnswered",
+    "CallEnd",
+    "CallEnded",
+    "CallEvent",
+    "CallRinging",
+    "Direction",
+    "DtmfReceived",
+    "Engine",
+    "EngineConfig",
+    "HangupBy",
+    "IncomingCall",
+    "RefusedCall",
+    "RegistrationState",
+    "RegistrationStatus",
+    "RtpStats",
+]
+
+Transport = Literal["udp", "tcp", "tls"]
+
+
+# --------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Process-wide engine settings, fixed at :meth:`Engine.start`.
+
+    Attributes:
+        host: Address to listen on (UDP and TCP). Also the address put in
+            SDP/Contact; ``0.0.0.0`` lets the engine discover interfaces.
+        port: SIP port (UDP and TCP).
+        rtp_port_min / rtp_port_max: RTP port range for calls.
+        max_calls: Concurrent calls (both directions). Inbound INVITEs over
+            the limit are refused (and reported to the refused-call
+            callback); ``dial`` raises :class:`DialRefused`.
+        user_agent: Value of the User-Agent header we send (where the engine
+            allows; baresip-python sends its own fixed value).
+        rtp_timeout: Seconds without received RTP before a call is hung
+            up (cause MEDIA_TIMEOUT); 0 disables.
+        catchall_user: User of the built-in catch-all account that takes
+            every inbound INVITE whatever its Request-URI user.
+        scanner_user_agents: Lower-case substrings of User-Agent values
+            refused as SIP scanners.
+        invite_rate: Allowed inbound INVITEs per second per source
+            (burst ``invite_burst``); beyond it they are refused.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 5060
+    rtp_port_min: int = 16000
+    rtp_port_max: int = 16999
+    max_calls: int = 100
+    user_agent: str = "Switchboard"
+    rtp_timeout: int = 0
+    catchall_user: str = "switchboard"
+    scanner_user_agents: tuple[str, ...] = (
+        "friendly-scanner",
+        "sipvicious",
+        "sipcli",
+        "sip-scan",
+        "sipsak",
+        "sundayddr",
+        "iwar",
+        "vaxasip",
+        "pplsip",
+    )
+    invite_rate: float = 20.0
+    invite_burst: int = 40
+
+
+@dataclass(frozen=True)
+class AccountConfig:
+    """One SIP trunk / identity.
+
+    Attributes:
+        user: User part of our address-of-record (``sip:user@domain``).
+        domain: Registrar / carrier as ``host`` or ``host:port``.
+        password: Digest password ('' for IP-authenticated trunks).
+        auth_user: Digest username when it differs from ``user``.
+        realm: Expected digest realm. Informational: the engine answers
+            whatever realm the server challenges with.
+        outbound_proxy: ``host[:port]`` or ``sip:`` URI every request goes through.
+        transport: ``udp``, ``tcp`` or ``tls``.
+        register: Send REGISTER (and keep it refreshed).
+        expires: Registration interval in seconds.
+        codecs: Codec preference (engine names, e.g. ``pcmu``, ``pcma``).
+    """
+
+    user: str
+    domain: str
+    password: str = ""
+    auth_user: str | None = None
+    realm: str | None = None
+    outbound_proxy: str | None = None
+    transport: Transport = "udp"
+    register: bool = False
+    expires: int = 600
+    codecs: tuple[str, ...] = ("pcmu", "pcma")
+
+
+class RegistrationState(enum.Enum):
+    UNREGISTERED = "unregistered"
+    REGISTERING = "registering"
+    REGISTERED = "registered"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RegistrationStatus:
+    """Snapshot of one account's registration.
+
+    Attributes:
+        state: Current state.
+        sip_status: Last SIP status from the registrar (e.g. 200, 401, 403), None if none.
+        error: Last error text ('' when healthy).
+        expires_at: Unix time the binding lapses (None unless registered).
+        attempts: Consecutive failed attempts (drives the retry backoff).
+        next_retry_at: Unix time of the next retry after a failure.
+    """
+
+    state: RegistrationState
+    sip_status: int | None = None
+    error: str = ""
+    expires_at: float | None = None
+    attempts: int = 0
+    next_retry_at: float | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class AccountHandle:
+    """Opaque reference to an account returned by :meth:`Engine.add_account`."""
+
+    id: int
+    config: AccountConfig
+
+
+RegistrationCallback = Callable[[AccountHandle, RegistrationStatus], None]
+
+
+# --------------------------------------------------------------------------- calls
+
+
+@dataclass(frozen=True)
+class IncomingCall:
+    """What the engine knows about an inbound INVITE, for routing.
+
+    Attributes:
+        call: The call object; the handler answers or rejects it.
+        engine_call_id: The engine's id for the call.
+        sip_call_id: The SIP Call-ID header.
+        request_user: User to route by. See the engine implementation
+            for how it is obtained (baresip cannot see the Request-URI and
+            reports the To user, which equals the Request-URI user on an
+            initial INVITE unless a proxy rewrote the Request-URI).
+        to_user: User part of the To header.
+        from_user / from_uri / from_display: The caller.
+        source_host / source_port: Where the INVITE came from, if known.
+        user_agent: The caller's User-Agent header, if any.
+        account: The account the INVITE arrived on (None: catch-all).
+    """
+
+    call: Call
+    engine_call_id: str
+    sip_call_id: str | None
+    request_user: str
+    to_user: str
+    from_user: str
+    from_uri: str
+    from_display: str
+    source_host: str | None
+    source_port: int | None
+    user_agent: str | None
+    account: AccountHandle | None = None
+
+
+@dataclass(frozen=True)
+class RefusedCall:
+    """An inbound INVITE the engine refused before the application handler ran.
+
+    Delivered to the refused-call callback so that no call is lost silently.
+    ``desired_status`` is what we wanted to answer; ``sent_status`` is what
+    the engine could actually put on the wire.
+    """
+
+    incoming: IncomingCall
+    desired_status: int
+    sent_status: int
+    reason: str  # "draining", "over_capacity", "scanner", "rate_limited", "handler_error"
+
+
+IncomingHandler = Callable[[IncomingCall], Awaitable[None]]
+RefusedCallback = Callable[[RefusedCall], None]
+
+
+class Call(abc.ABC):
+    """One call, either direction. Created by the engine, never by applications.
+
+    Events are delivered in order on the engine's loop through
+    :meth:`events`; :class:`CallEnded` is always the last one.
+    PCM is int16 mono at :attr:`sample_rate` (the negotiated codec's rate:
+    8000 for G.711, 16000 for G.722) — resample in the application.
+    """
+
+    id: str
+    direction: Direction
+
+    @property
+    @abc.abstractmethod
+    def sip_call_id(self) -> str | None:
+        """The SIP Call-ID of the dialog (known once the INVITE is built)."""
+
+    @property
+    @abc.abstractmethod
+    def answered(self) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def end(self) -> CallEnd | None:
+        """How the call ended; None while it lives."""
+
+    @property
+    @abc.abstractmethod
+    def desired_reject_status(self) -> int | None:
+        """The status passed to :meth:`reject` (may differ from what went on the wire)."""
+
+    # --- control
+    @abc.abstractmethod
+    async def answer(self) -> None:
+        """Answer an inbound call (200 OK)."""
+
+    @abc.abstractmethod
+    async def reject(self, status: int = 486, reason: str = "") -> None:
+        """Refuse an inbound call with ``status`` (see the engine for what it can send)."""
+
+    @abc.abstractmethod
+    async def hangup(self) -> None:
+        """End the call in any state (BYE, CANCEL or reject). Idempotent."""
+
+    @abc.abstractmethod
+    async def send_dtmf(self, digits: str) -> None:
+        """Send DTMF (RFC 4733 telephone-events); returns when all digits went out."""
+
+    @abc.abstractmethod
+    async def transfer(self, target: str, outcome_timeout: float = 30.0) -> None:
+        """Blind transfer (REFER). On success the call ends; on failure raises
+        :class:`sipcore.errors.TransferError` and the call continues."""
+
+    @abc.abstractmethod
+    async def hold(self, on: bool = True) -> None:
+        """Put the call on hold (re-INVITE sendonly) or resume it."""
+
+    # --- outcome
+    @abc.abstractmethod
+    async def wait_answered(self) -> None:
+        """Wait until answered; raises :class:`sipcore.errors.DialFailed` (with the
+        :class:`CallEnd`) if the call ends first."""
+
+    @abc.abstractmethod
+    async def wait_ended(self) -> CallEnd: ...
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[CallEvent]:
+        """Async iterator of this call's events, ending after :class:`CallEnded`.
+        One consumer per call."""
+
+    # --- media (safe to call from the media tick; never block)
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """PCM rate in Hz; 0 until media is up."""
+
+    @abc.abstractmethod
+    def read_pcm(self) -> np.ndarray:
+        """All received PCM since the last read as int16 (possibly empty). Never blocks,
+        never raises once the call ends (returns an empty array)."""
+
+    @abc.abstractmethod
+    def write_pcm(self, pcm: np.ndarray) -> int:
+        """Queue int16 PCM for transmission; returns samples accepted (0 when no media)."""
+
+    @abc.abstractmethod
+    def flush_tx(self) -> None:
+        """Drop queued transmit audio (barge-in)."""
+
+    @property
+    @abc.abstractmethod
+    def tx_buffered(self) -> int:
+        """Samples written but not yet transmitted."""
+
+    @abc.abstractmethod
+    def rtp_stats(self) -> RtpStats: ...
+
+
+class Engine(abc.ABC):
+    """A SIP user agent server + client bound to one listen address."""
+
+    @abc.abstractmethod
+    async def start(self, config: EngineConfig) -> None: ...
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Hang up every call, unregister every account, release the stack."""
+
+    @abc.abstractmethod
+    async def drain(self) -> None:
+        """Refuse new inbound INVITEs and dials from now on; live calls continue.
+        Returns immediately; see :meth:`wait_idle`."""
+
+    @abc.abstractmethod
+    async def wait_idle(self, max_wait: float | None = None) -> bool:
+        """Wait until no call is live; returns False on timeout."""
+
+    @property
+    @abc.abstractmethod
+    def draining(self) -> bool: ...
+
+    @property
+    @abc.abstractmethod
+    def active_call_count(self) -> int: ...
+
+    @property
+    @abc.abstractmethod
+    def listen_address(self) -> tuple[str, int]: ...
+
+    # --- accounts
+    @abc.abstractmethod
+    async def add_account(self, config: AccountConfig) -> AccountHandle:
+        """Create an account; with ``register`` set, registration starts in the
+        background and retries with backoff (observe via :meth:`on_registration`)."""
+
+    @abc.abstractmethod
+    async def remove_account(self, handle: AccountHandle) -> None: ...
+
+    @abc.abstractmethod
+    def registration(self, handle: AccountHandle) -> RegistrationStatus: ...
+
+    @abc.abstractmethod
+    def on_registration(self, callback: RegistrationCallback) -> None:
+        """Call ``callback(handle, status)`` on every registration state change."""
+
+    # --- inbound
+    @abc.abstractmethod
+    def set_incoming_handler(self, handler: IncomingHandler | None) -> None:
+        """Route inbound calls: ``await handler(incoming)`` must answer or reject
+        ``incoming.call``; if it returns without doing either, or raises, the call
+        is rejected (desired status 500)."""
+
+    @abc.abstractmethod
+    def on_refused(self, callback: RefusedCallback | None) -> None:
+        """Report INVITEs refused by the engine itself (drain, capacity, protection)."""
+
+    # --- outbound
+    @abc.abstractmethod
+    async def dial(
+        self,
+        uri: str,
+        *,
+        account: AccountHandle | None = None,
+        from_user: str | None = None,
+        headers: dict[str, str] | None = None,
+        answer_timeout: float = 60.0,
+        setup_timeout: float = 32.0,
+    ) -> Call:
+        """Send an INVITE; returns the call at once (await ``wait_answered``).
+
+        Args:
+            uri: ``sip:user@host[:port]`` target.
+            account: Trunk to dial through (its credentials answer 401/407, its
+                outbound proxy is used); None dials from the catch-all identity.
+            from_user: Caller-ID user for the From header (see engine notes).
+            headers: Extra INVITE headers.
+            answer_timeout: Seconds from dial to answer before we CANCEL → NO_ANSWER.
+            setup_timeout: Seconds to wait for any sign of life (180/183/answer)
+                before declaring the destination unreachable.
+
+        Raises:
+            DialRefused: draining, over capacity, bad URI or no route.
+        """
+

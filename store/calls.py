@@ -12,7 +12,7 @@ from uuid import UUID
 
 from .crud import Table
 from .errors import translating
-from .types import DB, Where, row, rows, update_sets
+from .types import DB, Where, row, rows, transaction, update_sets
 
 ACTIVE = ("pending", "ringing", "in_progress")
 ENDED = ("completed", "failed", "no_answer", "busy", "canceled")
@@ -22,7 +22,7 @@ CALL_COLUMNS = frozenset(
         "direction", "status", "to_number", "from_number", "agent_id", "agent_name", "agent_config",
         "trunk_id", "number_id", "record", "metadata", "user_data", "max_duration_seconds", "webhooks",
         "started_at", "answered_at", "ended_at", "hangup_cause", "disconnection_reason", "sip_call_id",
-        "sip_status", "recording_path", "cost", "metrics", "worker_id",
+        "sip_status", "recording_path", "cost", "metrics", "worker_id", "sip_source", "engine_call_id",
     }
 )
 calls = Table("calls", CALL_COLUMNS)
@@ -31,10 +31,10 @@ calls = Table("calls", CALL_COLUMNS)
 async def create_many(db: DB, org_id: UUID, values: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Insert calls and their first event in one transaction (all or nothing)."""
     created = []
-    async with db.transaction():  # type: ignore[attr-defined]
+    async with transaction(db) as conn:
         for v in values:
-            call = await calls.insert(db, org_id, v)
-            await db.execute(
+            call = await calls.insert(conn, org_id, v)
+            await conn.execute(
                 "INSERT INTO call_events (call_id, status, detail) VALUES ($1, $2, $3)",
                 call["id"],
                 call["status"],
@@ -136,21 +136,55 @@ async def add_turn(db: DB, call_id: UUID, turn: dict[str, Any]) -> dict[str, Any
     )
 
 
-async def close_orphans(db: DB, worker_id: str | None = None) -> list[dict[str, Any]]:
-    """At start-up: calls a dead process left ringing or in progress end with SYSTEM_SHUTDOWN."""
-    where = Where()
-    where.add("status = ANY({}::text[])", ["ringing", "in_progress"])
-    if worker_id is not None:
-        where.add("worker_id = {}", worker_id)
+async def add_event(db: DB, call_id: UUID, kind: str, status: str, detail: dict[str, Any]) -> None:
+    """A non-status event (dtmf, transfer…) in the call's history."""
+    await db.execute(
+        "INSERT INTO call_events (call_id, kind, status, detail) VALUES ($1, $2, $3, $4)", call_id, kind, status, detail
+    )
+
+
+async def insert_inbound(db: DB, org_id: UUID | None, values: dict[str, Any]) -> dict[str, Any]:
+    """An inbound call row with its first event, before the INVITE is answered or refused."""
+    async with transaction(db) as conn:
+        cols = ["org_id", "direction", *values]
+        params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
+        async with translating():
+            call = dict(await conn.fetchrow(
+                f"INSERT INTO calls ({', '.join(cols)}) VALUES ({params}) RETURNING *", org_id, "inbound", *values.values()
+            ))
+        await conn.execute("INSERT INTO call_events (call_id, status, detail) VALUES ($1, $2, $3)",
+                         call["id"], call["status"], {"direction": "inbound"})
+    return call
+
+
+async def release_claim(db: DB, call_id: UUID, worker_id: str) -> None:
+    """Give a claimed pending call back (its trunk is at its limit): another pass will take it."""
+    await db.execute("UPDATE calls SET worker_id = NULL WHERE id = $1 AND worker_id = $2 AND status = 'pending'",
+                     call_id, worker_id)
+
+
+async def trunk_busy_channels(db: DB, trunk_id: UUID) -> int:
+    """Calls using a trunk's channels across all workers: live ones and claimed pending ones."""
+    return await db.fetchval(
+        "SELECT count(*) FROM calls WHERE trunk_id = $1 AND (status IN ('ringing', 'in_progress')"
+        " OR (status = 'pending' AND worker_id IS NOT NULL))",
+        trunk_id,
+    )
+
+
+async def close_orphans(db: DB, worker_id: str) -> list[dict[str, Any]]:
+    """At start-up: calls this worker left ringing or in progress when it died end with SYSTEM_SHUTDOWN,
+    and pending calls it had claimed but not yet placed go back to the queue."""
+    await db.execute("UPDATE calls SET worker_id = NULL WHERE status = 'pending' AND worker_id = $1", worker_id)
     sql = (
         "WITH c AS (UPDATE calls SET status = CASE WHEN answered_at IS NULL THEN 'failed' ELSE 'completed' END,"
         " ended_at = now(), hangup_cause = 'SYSTEM_SHUTDOWN', disconnection_reason = 'error', updated_at = now()"
-        f" WHERE {where.sql()} RETURNING *),"
+        " WHERE status IN ('ringing', 'in_progress') AND worker_id = $1 RETURNING *),"
         " e AS (INSERT INTO call_events (call_id, status, detail)"
         "       SELECT id, status, '{\"hangup_cause\": \"SYSTEM_SHUTDOWN\"}'::jsonb FROM c)"
         " SELECT * FROM c"
     )
-    return rows(await db.fetch(sql, *where.args))
+    return rows(await db.fetch(sql, worker_id))
 
 
 async def claim_pending(db: DB, worker_id: str, limit: int) -> list[dict[str, Any]]:

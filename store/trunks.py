@@ -41,3 +41,12 @@ async def set_registration(
             expires_at,
         )
     )
+
+
+async def all_enabled(db: DB) -> list[dict[str, Any]]:
+    """Every enabled trunk of every organization (the SIP side serves them all)."""
+    return [dict(r) for r in await db.fetch("SELECT * FROM trunks WHERE enabled ORDER BY created_at")]
+
+
+async def get_any(db: DB, trunk_id: UUID) -> dict[str, Any] | None:
+    return row(await db.fetchrow("SELECT * FROM trunks WHERE id = $1", trunk_id))

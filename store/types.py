@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
 import asyncpg
@@ -49,3 +51,14 @@ class Where:
 def update_sets(changes: dict[str, Any], where: Where) -> str:
     """``col = $n`` pairs for an UPDATE, appending the values to ``where``'s arguments."""
     return ", ".join(f"{col} = {where.next_param(val)}" for col, val in changes.items())
+
+
+@contextlib.asynccontextmanager
+async def transaction(db: DB) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction on ``db``: a pool lends a connection for it, a connection runs it itself."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():  # type: ignore[attr-defined]
+            yield db  # type: ignore[misc]

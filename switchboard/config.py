@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +33,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     media_timeout_seconds: int = 30
     drain_timeout_seconds: int = 60
+    worker_id: str = ""
+    rtp_port_min: int = 16000
+    rtp_port_max: int = 19999
+    max_calls: int = 200
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -57,7 +62,16 @@ class Settings:
             rate_limit_per_minute=_int(env, "SWITCHBOARD_RATE_LIMIT", 1000),
             media_timeout_seconds=_int(env, "SWITCHBOARD_MEDIA_TIMEOUT", 30),
             drain_timeout_seconds=_int(env, "SWITCHBOARD_DRAIN_TIMEOUT", 60),
+            worker_id=env.get("SWITCHBOARD_WORKER_ID") or "",
+            rtp_port_min=_int(env, "SWITCHBOARD_RTP_PORT_MIN", 16000),
+            rtp_port_max=_int(env, "SWITCHBOARD_RTP_PORT_MAX", 19999),
+            max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 200),
         )
+
+    @property
+    def worker(self) -> str:
+        """This worker's stable identity (survives restarts, so it can close the calls it left open)."""
+        return self.worker_id or f"{socket.gethostname()}:{self.sip_port}"
 
     def resolved_secret_key(self) -> str:
         """The secret for encrypting stored secrets: the env value, else one generated once into the

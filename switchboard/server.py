@@ -7,12 +7,13 @@ import contextlib
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
 from agents.voices import VoiceCatalog
 from api.app import build_api_app
-from api.keys import CALLS, POOL, SECRETS, SETTINGS, VOICES
+from api.keys import CALLS, HEALTH_CHECKS, POOL, SECRETS, SETTINGS, VOICES
 from store import calls as call_store
 from store.crypto import SecretBox
 from store.db import create_pool, embedded_database_url
@@ -24,6 +25,7 @@ from .config import Settings
 
 log = logging.getLogger(__name__)
 FIRST_START = web.AppKey("first_start", FirstStart)
+TELEPHONY: web.AppKey[Any] = web.AppKey("telephony")
 
 
 def database_url(settings: Settings) -> str:
@@ -32,7 +34,7 @@ def database_url(settings: Settings) -> str:
 
 
 def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None = None,
-             bootstrap: bool = True) -> web.Application:
+             bootstrap: bool = True, telephony: bool = False) -> web.Application:
     app = build_api_app(rate_limit_per_minute=settings.rate_limit_per_minute, max_body_bytes=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[SECRETS] = SecretBox(settings.resolved_secret_key())
@@ -44,7 +46,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             applied = await migrate(conn)
             if applied:
                 log.info("migrations applied: %s", applied)
-            closed = await call_store.close_orphans(conn)
+            closed = await call_store.close_orphans(conn, settings.worker)
             if closed:
                 log.warning("closed %d call(s) left open by a previous process (SYSTEM_SHUTDOWN)", len(closed))
             if bootstrap:
@@ -57,8 +59,28 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
         app[VOICES] = await asyncio.get_running_loop().run_in_executor(None, VoiceCatalog.load_local)
         yield
 
-    app.cleanup_ctx.extend([database, voices])
+    async def sip(app: web.Application) -> AsyncIterator[None]:
+        from .telephony import Alias, Telephony
+
+        first: FirstStart | None = app.get(FIRST_START)
+        aliases = [Alias("demo", first.org_id, first.demo_agent_id)] if first else []
+        tel = Telephony(settings, app[POOL], app[SECRETS], app[VOICES], aliases=aliases)
+        await tel.start()
+        try:
+            app[CALLS] = tel
+            app[TELEPHONY] = tel
+            app[HEALTH_CHECKS]["sip"] = tel.healthy
+            yield
+        finally:
+            await tel.stop()
+
+    app.cleanup_ctx.extend([database, voices, *([sip] if telephony else [])])
     return app
+
+
+def demo_sip_uri(settings: Settings) -> str:
+    host = "127.0.0.1" if settings.sip_host in ("0.0.0.0", "::", "") else settings.sip_host
+    return f"sip:demo@{host}:{settings.sip_port}"
 
 
 def _banner(settings: Settings, app: web.Application) -> str:
@@ -68,6 +90,8 @@ def _banner(settings: Settings, app: web.Application) -> str:
         f"  API:   {settings.base_url}/api/v1   (health: {settings.base_url}/api/v1/health)",
         f"  Docs:  {settings.base_url}/docs",
     ]
+    if app.get(TELEPHONY) is not None:
+        lines.append(f"  Call the demo agent from any softphone: {demo_sip_uri(settings)}")
     if first and first.api_key:
         lines += [
             "  Demo organization created. Its API key (shown only this once):",
@@ -85,13 +109,16 @@ async def serve(settings: Settings) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
     dsn = await loop.run_in_executor(None, database_url, settings)
-    app = init_app(settings, dsn)
+    app = init_app(settings, dsn, telephony=True)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, settings.api_host, settings.api_port)
     await site.start()
     print(_banner(settings, app), flush=True)
     await stop.wait()
-    log.info("stopping: draining")
+    log.info("stopping: draining (new calls refused, live calls get up to %d s)", settings.drain_timeout_seconds)
     app[CALLS].accepting = False
+    tel = app.get(TELEPHONY)
+    if tel is not None:
+        await tel.drain(settings.drain_timeout_seconds)
     await runner.cleanup()

@@ -1,0 +1,128 @@
+"""The dialer: claims pending outbound calls (``FOR UPDATE SKIP LOCKED``, so workers can share one
+database), keeps each trunk within its channel and calls-per-second limits, and places the calls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sipcore.engine import Call, Engine
+from sipcore.errors import DialRefused
+from store import calls as call_store
+from store.types import DB
+from trunks.accounts import dial_target
+from trunks.limits import CpsLimiter
+from trunks.supervisor import TrunkSupervisor
+
+log = logging.getLogger(__name__)
+
+Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], None]
+
+
+class Dialer:
+    def __init__(self, engine: Engine, db: DB, supervisor: TrunkSupervisor, worker: str, *,
+                 on_placed: Placed, capacity: Callable[[], int], poll_interval: float = 0.5,
+                 answer_timeout: float = 60.0) -> None:
+        self.engine = engine
+        self.db = db
+        self.supervisor = supervisor
+        self.worker = worker
+        self.on_placed = on_placed
+        self.capacity = capacity
+        self.poll_interval = poll_interval
+        self.answer_timeout = answer_timeout
+        self.cps = CpsLimiter()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.paused = False
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="dialer")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            if self.paused:
+                continue
+            try:
+                await self.pass_once()
+            except Exception:
+                log.exception("dialer pass failed")
+
+    async def pass_once(self) -> int:
+        """Claim and place what fits now; returns how many calls were placed."""
+        room = self.capacity()
+        if room <= 0:
+            return 0
+        placed = 0
+        for row in await call_store.claim_pending(self.db, self.worker, room):
+            if await self._place(row):
+                placed += 1
+        return placed
+
+    async def _place(self, row: dict[str, Any]) -> bool:
+        trunk = None
+        account = None
+        if row["trunk_id"] is not None:
+            trunk = self.supervisor.trunk(row["trunk_id"])
+            account = self.supervisor.account(row["trunk_id"])
+            if trunk is None or account is None:
+                await self._fail(row, "failed", "NORMAL_TEMPORARY_FAILURE", "trunk_unavailable")
+                return False
+            limit = trunk["max_concurrent_calls"]
+            if limit is not None and await call_store.trunk_busy_channels(self.db, trunk["id"]) > limit:
+                await call_store.release_claim(self.db, row["id"], self.worker)  # try again on a later pass
+                return False
+            if not self.cps.allow(trunk["id"], trunk["calls_per_second"]):
+                await call_store.release_claim(self.db, row["id"], self.worker)
+                self._wake_later(1.0 / float(trunk["calls_per_second"]))
+                return False
+        try:
+            target = dial_target(row["to_number"], trunk)
+        except ValueError:
+            await self._fail(row, "failed", "INVALID_NUMBER_FORMAT", "invalid_destination")
+            return False
+        from_user = (row["from_number"] or "").lstrip("+") if trunk and trunk["number_format"] != "e164" \
+            else row["from_number"]
+        try:
+            call = await self.engine.dial(target, account=account, from_user=from_user or None,
+                                          answer_timeout=self.answer_timeout)
+        except DialRefused as exc:
+            if exc.reason in ("draining", "over_capacity"):
+                await call_store.release_claim(self.db, row["id"], self.worker)
+                return False
+            await self._fail(row, "failed", "INVALID_NUMBER_FORMAT" if exc.reason == "bad_uri" else
+                             "NORMAL_TEMPORARY_FAILURE", exc.reason)
+            return False
+        updated = await call_store.calls.update(self.db, row["org_id"], row["id"], {
+            "sip_call_id": call.sip_call_id, "engine_call_id": call.id, "started_at": datetime.now(UTC)})
+        self.on_placed(updated or row, call, trunk)
+        return True
+
+    def _wake_later(self, delay: float) -> None:
+        asyncio.get_running_loop().call_later(delay, self._wake.set)
+
+    async def _fail(self, row: dict[str, Any], status: str, cause: str, reason: str) -> None:
+        await call_store.transition(self.db, row["id"], status, allowed_from=("pending",),
+                                    ended_at=datetime.now(UTC), hangup_cause=cause, disconnection_reason=reason,
+                                    detail={"reason": reason})
+
+

@@ -1,0 +1,153 @@
+"""The one shared 20 ms media tick over all live calls (DESIGN.md): engine PCM in → media rings,
+batched VAD and turn-taking, playout rings → engine PCM out with bounded transmit latency."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from media.endpointing import EndpointingConfig
+from media.recording import StereoRecorder
+from media.tick import FRAME_MS, MediaTick, StreamEvent
+from sipcore.engine import Call
+
+log = logging.getLogger(__name__)
+
+TX_TARGET_FRAMES = 3  # keep ≤ 60 ms queued in the engine: latency stays bounded, no underruns
+
+
+@dataclass
+class MediaStats:
+    """Counters for the benchmark and health: how well the tick keeps up."""
+
+    ticks: int = 0
+    late_ticks: int = 0  # ran more than one frame after their slot
+    max_lateness_ms: float = 0.0
+    rx_reads: int = 0  # stream-ticks
+    rx_frames: int = 0  # 20 ms frames received
+    rx_empty: int = 0  # stream-ticks that found no new audio
+    busy_seconds: float = 0.0  # time spent inside ticks
+
+
+@dataclass
+class Leg:
+    """One call on the tick."""
+
+    key: Hashable
+    call: Call
+    rate: int
+    recorder: StereoRecorder | None
+    on_events: Callable[[list[StreamEvent]], None]
+    on_media_timeout: Callable[[], None]
+    media_timeout: float
+    last_rx: float = field(default_factory=time.monotonic)
+    timed_out: bool = False
+
+
+class MediaLoop:
+    def __init__(self, tick: MediaTick | None = None, *, media_timeout: float = 30.0) -> None:
+        self.tick = tick or MediaTick()
+        self.media_timeout = media_timeout
+        self.legs: dict[Hashable, Leg] = {}
+        self.stats = MediaStats()
+        self._task: asyncio.Task[None] | None = None
+
+    # -- legs ------------------------------------------------------------------------------------------
+    def add(self, key: Hashable, call: Call, *, recorder: StereoRecorder | None,
+            on_events: Callable[[list[StreamEvent]], None], on_media_timeout: Callable[[], None],
+            endpointing: EndpointingConfig | None = None) -> None:
+        rate = call.sample_rate or 8000
+        now = time.monotonic()
+        self.tick.add_stream(key, in_rate=rate, out_rate=rate, config=endpointing, now=now)
+        self.legs[key] = Leg(key, call, rate, recorder, on_events, on_media_timeout, self.media_timeout, now)
+
+    def remove(self, key: Hashable) -> None:
+        if self.legs.pop(key, None) is not None:
+            self.tick.remove_stream(key)
+
+    def play(self, key: Hashable, pcm: np.ndarray) -> None:
+        """Queue agent audio (at the leg's rate) for playout."""
+        self.tick.push_tx(key, pcm)
+
+    def flush(self, key: Hashable) -> int:
+        leg = self.legs.get(key)
+        if leg is None:
+            return 0
+        leg.call.flush_tx()
+        return self.tick.flush_tx(key)
+
+    # -- the tick --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-tick")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+    async def _run(self) -> None:
+        period = FRAME_MS / 1000
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()
+        while True:
+            next_at += period
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            else:
+                lateness = -delay
+                self.stats.late_ticks += lateness > period
+                self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
+                if lateness > 10 * period:  # fell far behind (a stall): resynchronise, do not burst
+                    next_at = loop.time()
+            started = time.perf_counter()
+            try:
+                self.step(time.monotonic())
+            except Exception:
+                log.exception("media tick failed")
+            self.stats.busy_seconds += time.perf_counter() - started
+
+    def step(self, now: float) -> None:
+        """One 20 ms step for every leg (public so tests can drive it on a virtual clock)."""
+        stats = self.stats
+        stats.ticks += 1
+        for leg in self.legs.values():
+            pcm = leg.call.read_pcm()
+            stats.rx_reads += 1
+            if len(pcm):
+                leg.last_rx = now
+                stats.rx_frames += len(pcm) // (leg.rate * FRAME_MS // 1000)
+                self.tick.push_rx(leg.key, pcm)
+                if leg.recorder is not None:
+                    leg.recorder.write_caller(pcm)
+            else:
+                stats.rx_empty += 1
+                if not leg.timed_out and leg.media_timeout and now - leg.last_rx > leg.media_timeout:
+                    leg.timed_out = True
+                    leg.on_media_timeout()
+        events = self.tick.process(now)
+        if events:
+            by_key: dict[Hashable, list[StreamEvent]] = {}
+            for ev in events:
+                by_key.setdefault(ev.key, []).append(ev)
+            for key, evs in by_key.items():
+                leg = self.legs.get(key)
+                if leg is not None:
+                    leg.on_events(evs)
+        for leg in self.legs.values():
+            frame = leg.rate * FRAME_MS // 1000
+            room = TX_TARGET_FRAMES * frame - leg.call.tx_buffered
+            if room >= frame:
+                out = self.tick.pull_tx(leg.key, (room // frame) * frame)
+                leg.call.write_pcm(out)
+                if leg.recorder is not None:
+                    leg.recorder.write_agent(out)

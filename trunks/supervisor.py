@@ -1,0 +1,101 @@
+"""Registration supervision: one engine account per enabled trunk, kept in step with the database.
+
+Trunks created, edited or deleted through the API are re-applied at once (``changed``) without a restart;
+every registration state change the engine reports is written to the trunk's row, which
+``GET /trunks/{id}/status`` reads. The engine retries failed registrations with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from sipcore.engine import AccountHandle, Engine, RegistrationState, RegistrationStatus
+from store import trunks as trunk_store
+from store.crypto import SecretBox
+from store.types import DB
+
+from .accounts import account_config
+
+log = logging.getLogger(__name__)
+
+
+class TrunkSupervisor:
+    def __init__(self, engine: Engine, db: DB, secrets: SecretBox) -> None:
+        self.engine = engine
+        self.db = db
+        self.secrets = secrets
+        self._accounts: dict[UUID, AccountHandle] = {}
+        self._trunks: dict[UUID, dict[str, Any]] = {}
+        self._by_handle: dict[int, UUID] = {}
+        self._lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
+        engine.on_registration(self._on_registration)
+
+    async def start(self) -> None:
+        for trunk in await trunk_store.all_enabled(self.db):
+            await self._apply(trunk["id"], trunk)
+
+    async def stop(self) -> None:
+        for trunk_id in list(self._accounts):
+            await self._drop(trunk_id)
+        if self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
+
+    def account(self, trunk_id: UUID) -> AccountHandle | None:
+        return self._accounts.get(trunk_id)
+
+    def trunk(self, trunk_id: UUID) -> dict[str, Any] | None:
+        return self._trunks.get(trunk_id)
+
+    async def changed(self, trunk_id: UUID) -> None:
+        """Re-read one trunk and re-create its account (re-registering it)."""
+        trunk = await trunk_store.get_any(self.db, trunk_id)
+        await self._apply(trunk_id, trunk if trunk and trunk["enabled"] else None)
+
+    async def _apply(self, trunk_id: UUID, trunk: dict[str, Any] | None) -> None:
+        async with self._lock:
+            await self._drop(trunk_id)
+            if trunk is None:
+                return
+            password = self.secrets.decrypt(trunk["password_enc"]) if trunk["password_enc"] else ""
+            config = account_config(trunk, password)
+            try:
+                handle = await self.engine.add_account(config)
+            except Exception as exc:  # a bad host etc.: visible on the trunk, never a crash
+                log.warning("trunk %s: account refused by the SIP engine: %s", trunk_id, exc)
+                await trunk_store.set_registration(self.db, trunk_id, "failed", str(exc), None)
+                return
+            self._accounts[trunk_id] = handle
+            self._trunks[trunk_id] = trunk
+            self._by_handle[handle.id] = trunk_id
+            state = "registering" if config.register else "unregistered"
+            await trunk_store.set_registration(self.db, trunk_id, state, None, None)
+
+    async def _drop(self, trunk_id: UUID) -> None:
+        handle = self._accounts.pop(trunk_id, None)
+        self._trunks.pop(trunk_id, None)
+        if handle is not None:
+            self._by_handle.pop(handle.id, None)
+            try:
+                await self.engine.remove_account(handle)
+            except Exception:
+                log.exception("trunk %s: removing its account failed", trunk_id)
+
+    def _on_registration(self, handle: AccountHandle, status: RegistrationStatus) -> None:
+        trunk_id = self._by_handle.get(handle.id)
+        if trunk_id is None:
+            return
+        error = None
+        if status.state is RegistrationState.FAILED:
+            error = f"{status.sip_status} {status.error}".strip() if status.sip_status else status.error or "failed"
+        expires = datetime.fromtimestamp(status.expires_at, UTC) if status.expires_at else None
+        task = asyncio.get_running_loop().create_task(
+            trunk_store.set_registration(self.db, trunk_id, status.state.value, error, expires),
+            name=f"trunk-registration-{trunk_id}",
+        )
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)

@@ -8,28 +8,15 @@ back clean (handlers reset, no live calls, not draining).
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
-# This directory is named like the package under test. With a conftest in
-# tests/ (no __init__.py), pytest puts tests/ on sys.path and tests/sipcore
-# would shadow the real package as a namespace package: put the project root
-# first and drop a shadow import if one already happened.
-_ROOT = str(Path(__file__).resolve().parents[2])
-if sys.path[:1] != [_ROOT]:
-    sys.path.insert(0, _ROOT)
-if "sipcore" in sys.modules and getattr(sys.modules["sipcore"], "__file__", None) is None:
-    for _name in [m for m in sys.modules if m == "sipcore" or m.startswith("sipcore.")]:
-        del sys.modules[_name]
-
-from sip_peers import HOST, free_port  # noqa: E402
-
-from sipcore import EngineConfig  # noqa: E402
-from sipcore.baresip_engine import BaresipEngine  # noqa: E402
+from sipcore import EngineConfig
+from sipcore.baresip_engine import BaresipEngine
+from tests.support.sip_peers import HOST, free_port
 
 MAX_CALLS = 4
 

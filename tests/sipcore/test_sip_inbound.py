@@ -7,7 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sip_peers import (
+
+from sipcore import CallStatus, DtmfReceived, HangupBy, IncomingCall, RefusedCall
+from sipcore.baresip_engine import BaresipEngine
+from sipcore.protection import RateLimiter
+from tests.support.sip_peers import (
     HOST,
     baresip_available,
     baresip_peer_dir,
@@ -22,10 +26,6 @@ from sip_peers import (
     spawn,
     tone,
 )
-
-from sipcore import CallStatus, DtmfReceived, HangupBy, IncomingCall, RefusedCall
-from sipcore.baresip_engine import BaresipEngine
-from sipcore.protection import RateLimiter
 
 pytestmark = [pytest.mark.sip, pytest.mark.asyncio(loop_scope="session")]
 

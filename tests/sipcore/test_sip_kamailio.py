@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
-from sip_peers import HOST, free_port, running, scenario, sipp_args
 
 from sipcore import AccountConfig, AccountHandle, CallStatus, RegistrationState, RegistrationStatus
 from sipcore.baresip_engine import BaresipEngine
+from tests.support.sip_peers import HOST, SUPPORT, free_port, running, scenario, sipp_args
 
 pytestmark = [
     pytest.mark.sip,
@@ -20,8 +20,7 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed"),
 ]
 
-CARRIER_CFG = Path("/work/shared/lab/kamailio-carrier.cfg")
-_LOCAL_CFG = Path(__file__).parent / "kamailio-carrier.cfg"
+CARRIER_CFG = SUPPORT / "kamailio-carrier.cfg"  # a copy of shared/lab/kamailio-carrier.cfg
 
 
 class Carrier:
@@ -31,7 +30,7 @@ class Carrier:
 
 
 def carrier_config(workdir: Path, port: int, pstn_port: int) -> Path:
-    src = CARRIER_CFG if CARRIER_CFG.exists() else _LOCAL_CFG
+    src = CARRIER_CFG
     text = src.read_text()
     dispatcher = workdir / "dispatcher.list"
     dispatcher.write_text(f"1 sip:{HOST}:{free_port()}\n")

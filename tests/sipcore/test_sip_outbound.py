@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sip_peers import HOST, dominant_freq, free_port, running, scenario, sipp_args, tone
 
 from sipcore import (
     CallBusy,
@@ -21,6 +20,7 @@ from sipcore import (
     HangupBy,
 )
 from sipcore.baresip_engine import BaresipEngine
+from tests.support.sip_peers import HOST, dominant_freq, free_port, running, scenario, sipp_args, tone
 
 pytestmark = [pytest.mark.sip, pytest.mark.asyncio(loop_scope="session")]
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
-from sip_peers import HOST, options_ping, udp_client
 
 from sipcore import IncomingCall
 from sipcore.baresip_engine import BaresipEngine
+from tests.support.sip_peers import HOST, SUPPORT, options_ping, udp_client
 
 pytestmark = [pytest.mark.sip, pytest.mark.asyncio(loop_scope="session")]
 
-TORTURE = Path("/work/shared/sip-torture")
+TORTURE = SUPPORT / "sip-torture"  # RFC 4475 messages, a byte-exact copy of shared/sip-torture
 MESSAGES = sorted(TORTURE.glob("*/*.dat")) if TORTURE.exists() else []
 
 

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 HOST = "127.0.0.1"
-SCENARIOS = Path(__file__).parent / "scenarios"
+SUPPORT = Path(__file__).parent
+SCENARIOS = SUPPORT / "scenarios"
 _next_port = random.randrange(30000, 50000, 10)
 
 

@@ -46,5 +46,9 @@ class RateLimited(ApiError):
     status, code = 429, "rate_limited"
 
 
+class TransferFailed(ApiError):
+    status, code = 502, "transfer_failed"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"

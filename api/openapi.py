@@ -15,7 +15,8 @@ from .routing import Endpoint, Registry
 _REF = "#/components/schemas/{model}"
 _DESCRIPTIONS = {
     400: "Malformed JSON", 401: "Missing or invalid API key", 404: "Not found", 409: "State conflict",
-    413: "Body too large", 422: "Validation error", 429: "Rate limited", 503: "Unavailable",
+    413: "Body too large", 422: "Validation error", 429: "Rate limited", 502: "Upstream SIP failure",
+    503: "Unavailable",
 }
 
 META = {

@@ -37,6 +37,8 @@ class Settings:
     rtp_port_min: int = 16000
     rtp_port_max: int = 19999
     max_calls: int = 200
+    answer_timeout_seconds: int = 60
+    setup_timeout_seconds: int = 32
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -66,6 +68,8 @@ class Settings:
             rtp_port_min=_int(env, "SWITCHBOARD_RTP_PORT_MIN", 16000),
             rtp_port_max=_int(env, "SWITCHBOARD_RTP_PORT_MAX", 19999),
             max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 200),
+            answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
+            setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
         )
 
     @property

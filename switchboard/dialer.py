@@ -25,7 +25,7 @@ Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], None]
 class Dialer:
     def __init__(self, engine: Engine, db: DB, supervisor: TrunkSupervisor, worker: str, *,
                  on_placed: Placed, capacity: Callable[[], int], poll_interval: float = 0.5,
-                 answer_timeout: float = 60.0) -> None:
+                 answer_timeout: float = 60.0, setup_timeout: float = 32.0) -> None:
         self.engine = engine
         self.db = db
         self.supervisor = supervisor
@@ -34,6 +34,7 @@ class Dialer:
         self.capacity = capacity
         self.poll_interval = poll_interval
         self.answer_timeout = answer_timeout
+        self.setup_timeout = setup_timeout
         self.cps = CpsLimiter()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -104,7 +105,7 @@ class Dialer:
             else row["from_number"]
         try:
             call = await self.engine.dial(target, account=account, from_user=from_user or None,
-                                          answer_timeout=self.answer_timeout)
+                                          answer_timeout=self.answer_timeout, setup_timeout=self.setup_timeout)
         except DialRefused as exc:
             if exc.reason in ("draining", "over_capacity"):
                 await call_store.release_claim(self.db, row["id"], self.worker)

@@ -49,6 +49,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             closed = await call_store.close_orphans(conn, settings.worker)
             if closed:
                 log.warning("closed %d call(s) left open by a previous process (SYSTEM_SHUTDOWN)", len(closed))
+                await asyncio.get_running_loop().run_in_executor(None, repair_recordings, closed)
             if bootstrap:
                 app[FIRST_START] = await ensure_demo(conn)
         app[POOL] = pool
@@ -81,6 +82,20 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
 def demo_sip_uri(settings: Settings) -> str:
     host = "127.0.0.1" if settings.sip_host in ("0.0.0.0", "::", "") else settings.sip_host
     return f"sip:demo@{host}:{settings.sip_port}"
+
+
+def repair_recordings(closed: list[dict[str, Any]]) -> None:
+    """Recordings of calls a crash interrupted: make their WAV headers match the audio on disk."""
+    from media.recording import repair
+
+    for call in closed:
+        path = call.get("recording_path")
+        if path:
+            try:
+                info = repair(path)
+                log.info("recording of call %s finalised: %.1f s", call["id"], info.duration)
+            except (OSError, ValueError) as exc:
+                log.warning("recording of call %s cannot be repaired: %s", call["id"], exc)
 
 
 def _banner(settings: Settings, app: web.Application) -> str:

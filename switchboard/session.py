@@ -12,14 +12,13 @@ from typing import Any
 from uuid import UUID
 
 from agents.providers.base import TextToSpeech
+from agents.templates import render
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
 from media.recording import StereoRecorder
 from media.tick import StreamEvent
 from sipcore.engine import Call, CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
 from store import calls as call_store
 from store.types import DB
-
-from .templates import fill
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +124,7 @@ class CallSession:
             self._spawn(self._limit(float(max_duration)), "max-duration")
         greeting = self.agent.get("begin_message")
         if greeting and self.agent.get("first_speaker", "agent") == "agent":
-            self._spawn(self.say(fill(greeting, self.row.get("user_data") or {})), "greeting")
+            self._spawn(self.say(render(greeting, self.row.get("user_data") or {})), "greeting")
 
     async def say(self, text: str) -> None:
         """Speak ``text`` with the agent's voice: synthesised off the loop, queued for playout."""
@@ -134,14 +133,11 @@ class CallSession:
         engine_voice = voice.engine_voice if voice else "en-us"
         rate = self.call.sample_rate or 8000
         speed = (self.agent.get("voice_settings") or {}).get("speed")
-        stream = self.deps.tts.synthesize(text, engine_voice, rate, speed=speed)
-        try:
-            async for chunk in stream:
+        async with self.deps.tts.synthesize(text, engine_voice, rate, speed=speed) as audio:
+            async for chunk in audio:
                 if self.id not in self.deps.media.legs:
                     break
                 self.deps.media.play(self.id, chunk)
-        finally:
-            await stream.aclose()
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

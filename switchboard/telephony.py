@@ -56,7 +56,9 @@ class Telephony:
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker)
         self.dialer = Dialer(self.engine, db, self.supervisor, settings.worker, on_placed=self._placed,
-                             capacity=lambda: self.settings.max_calls - self.engine.active_call_count)
+                             capacity=lambda: self.settings.max_calls - self.engine.active_call_count,
+                             answer_timeout=settings.answer_timeout_seconds,
+                             setup_timeout=settings.setup_timeout_seconds)
         self.accepting = True
         self.running = False
 

@@ -108,3 +108,11 @@ class CallOut(ResponseModel):
 
 class CallEnd(RequestModel):
     reason: Literal["api_hangup", "agent_hangup"] = "api_hangup"
+
+
+class DtmfRequest(RequestModel):
+    digits: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[0-9*#A-Da-d]+$")]
+
+
+class TransferRequest(RequestModel):
+    target: Annotated[str, Field(min_length=1, max_length=2048, description="SIP URI or E.164 number")]

@@ -10,7 +10,16 @@ from typing import Any
 
 from api import errors
 from api.keys import CALLS, POOL, SETTINGS, VOICES
-from api.models.calls import ActiveCallQuery, CallCreate, CallEnd, CallOut, CallQuery, TranscriptTurn
+from api.models.calls import (
+    ActiveCallQuery,
+    CallCreate,
+    CallEnd,
+    CallOut,
+    CallQuery,
+    DtmfRequest,
+    TranscriptTurn,
+    TransferRequest,
+)
 from api.routing import Ctx, Result
 from store import agents as agent_store
 from store import calls as call_store
@@ -228,3 +237,44 @@ async def get_transcript(ctx: Ctx) -> Result:
     record = await load_call(ctx)
     turns = await call_store.transcript(ctx.app[POOL], record["id"])
     return Result([_turn(t) for t in turns], total=len(turns), limit=len(turns), offset=0)
+
+
+async def _live(ctx: Ctx) -> dict[str, Any]:
+    record = await load_call(ctx)
+    if record["status"] != "in_progress":
+        raise errors.Conflict(f"The call is {record['status']}; it must be in progress.")
+    return record
+
+
+@registry.route("POST", "/calls/{call_id}/dtmf", summary="Send DTMF digits (RFC 4733)", tag="Calls",
+                body=DtmfRequest, response=CallOut, errors=(404, 409))
+async def send_dtmf(ctx: Ctx) -> Result:
+    record = await _live(ctx)
+    if not await ctx.app[CALLS].send_dtmf(record["id"], ctx.body.digits.upper()):
+        raise errors.Conflict("The call is not live on this server.")
+    return Result(present(ctx, await load_call(ctx)))
+
+
+@registry.route("POST", "/calls/{call_id}/transfer", summary="Transfer the call (blind SIP REFER)", tag="Calls",
+                body=TransferRequest, response=CallOut, errors=(404, 409, 502))
+async def transfer_call(ctx: Ctx) -> Result:
+    record = await _live(ctx)
+    target = ctx.body.target.strip()
+    try:
+        kind, value = classify_destination(target)
+    except InvalidNumber as exc:
+        raise errors.ValidationFailed.field("target", E164_HINT) from exc
+    if kind == "e164":
+        trunk = await trunk_store.trunks.get(ctx.app[POOL], ctx.org_id, record["trunk_id"]) if record["trunk_id"] else None
+        if trunk is None:
+            raise errors.ValidationFailed.field("target", "Transferring to a phone number needs the call to have a trunk.")
+        from trunks.accounts import dial_target
+
+        value = dial_target(value, trunk)
+    try:
+        handled = await ctx.app[CALLS].transfer(record["id"], value)
+    except Exception as exc:  # the engine's TransferError: the call goes on
+        raise errors.TransferFailed(f"The transfer failed: {exc}. The call continues.") from exc
+    if not handled:
+        raise errors.Conflict("The call is not live on this server.")
+    return Result(present(ctx, await load_call(ctx)))

@@ -12,7 +12,9 @@ import pytest_asyncio
 
 from sipcore import AccountConfig, AccountHandle, CallStatus, RegistrationState, RegistrationStatus
 from sipcore.baresip_engine import BaresipEngine
-from tests.support.sip_peers import HOST, SUPPORT, free_port, running, scenario, sipp_args
+from tests.support.carrier import Carrier
+from tests.support.carrier import carrier as run_carrier
+from tests.support.sip_peers import HOST, free_port, running, scenario, sipp_args
 
 pytestmark = [
     pytest.mark.sip,
@@ -20,38 +22,10 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed"),
 ]
 
-CARRIER_CFG = SUPPORT / "kamailio-carrier.cfg"  # a copy of shared/lab/kamailio-carrier.cfg
-
-
-class Carrier:
-    def __init__(self, port: int, pstn_port: int) -> None:
-        self.port = port
-        self.pstn_port = pstn_port
-
-
-def carrier_config(workdir: Path, port: int, pstn_port: int) -> Path:
-    src = CARRIER_CFG
-    text = src.read_text()
-    dispatcher = workdir / "dispatcher.list"
-    dispatcher.write_text(f"1 sip:{HOST}:{free_port()}\n")
-    text = text.replace('"sip:127.0.0.1:5080"', f'"sip:{HOST}:{pstn_port}"')
-    text = text.replace("listen=udp:127.0.0.1:5070", f"listen=udp:{HOST}:{port}")
-    text = text.replace('alias="127.0.0.1:5070"', f'alias="{HOST}:{port}"')
-    text = text.replace('"DISPATCHER_LIST"', f'"{dispatcher}"')
-    cfg = workdir / "kamailio.cfg"
-    cfg.write_text(text)
-    return cfg
-
-
 @pytest_asyncio.fixture(loop_scope="session")
 async def carrier(workdir: Path) -> AsyncIterator[Carrier]:
-    port, pstn = free_port(), free_port()
-    cfg = carrier_config(workdir, port, pstn)
-    args = ["kamailio", "-f", str(cfg), "-DD", "-E", "-Y", str(workdir), "-P", str(workdir / "kamailio.pid"), "-m", "64", "-M", "8"]
-    async with running(args, cwd=workdir, limit=120, name="kamailio") as proc:
-        await asyncio.sleep(0.8)
-        assert proc.proc.returncode is None, "kamailio did not start"
-        yield Carrier(port, pstn)
+    async with run_carrier(workdir) as c:
+        yield c
 
 
 async def wait_state(

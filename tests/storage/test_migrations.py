@@ -46,18 +46,22 @@ async def test_orphaned_calls_are_closed_at_start(db):
     org, _ = await orgs.get_or_create_org(db, "o")
     async with db.acquire() as conn:
         made = await calls.create_many(conn, org["id"], [
-            {"direction": "outbound", "status": "pending", "to_number": "sip:a@b"},
-            {"direction": "outbound", "status": "pending", "to_number": "sip:c@d"},
-            {"direction": "inbound", "status": "pending", "to_number": "+15551234567"},
+            {"direction": "outbound", "status": "pending", "to_number": "sip:a@b", "worker_id": "w1"},
+            {"direction": "outbound", "status": "pending", "to_number": "sip:c@d", "worker_id": "w1"},
+            {"direction": "outbound", "status": "pending", "to_number": "+15551234567", "worker_id": "w1"},
+            {"direction": "outbound", "status": "pending", "to_number": "sip:e@f", "worker_id": "w2"},
         ])
     await calls.transition(db, made[0]["id"], "ringing", allowed_from=("pending",))
     await calls.transition(db, made[1]["id"], "in_progress", allowed_from=("pending",), answered_at=org["created_at"])
-    closed = await calls.close_orphans(db)
+    await calls.transition(db, made[3]["id"], "in_progress", allowed_from=("pending",), answered_at=org["created_at"])
+    closed = await calls.close_orphans(db, "w1")
     assert {c["id"] for c in closed} == {made[0]["id"], made[1]["id"]}
     after = {c["id"]: c for c in [await calls.calls.get(db, org["id"], m["id"]) for m in made]}
     assert after[made[0]["id"]]["status"] == "failed" and after[made[1]["id"]]["status"] == "completed"
     assert all(after[m["id"]]["hangup_cause"] == "SYSTEM_SHUTDOWN" for m in made[:2])
-    assert after[made[2]["id"]]["status"] == "pending"  # not yet placed: the dialer will take it
+    # claimed but never placed: back in the queue for any worker
+    assert after[made[2]["id"]]["status"] == "pending" and after[made[2]["id"]]["worker_id"] is None
+    assert after[made[3]["id"]]["status"] == "in_progress"  # another worker's live call is left alone
     assert [e["status"] for e in await calls.events(db, made[0]["id"])] == ["pending", "ringing", "failed"]
 
 

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from uuid import UUID
+
 from .crud import Table
+from .types import DB
 
 provider_keys = Table(
     "provider_keys",
     frozenset({"provider_type", "provider_name", "key_enc", "key_masked", "is_default"}),
     touch_updated_at=False,
 )
+
+
+async def find(db: DB, org_id: UUID, provider_type: str, provider_name: str) -> str | None:
+    """The encrypted key for a provider: the organization's default for it first, else its newest."""
+    return await db.fetchval(
+        "SELECT key_enc FROM provider_keys WHERE org_id = $1 AND provider_type = $2 AND provider_name = $3"
+        " ORDER BY is_default DESC, created_at DESC LIMIT 1",
+        org_id, provider_type, provider_name,
+    )

@@ -13,7 +13,7 @@ import numpy as np
 
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
-from media.tick import FRAME_MS, MediaTick, StreamEvent
+from media.tick import FRAME_MS, MediaStream, MediaTick, StreamEvent
 from sipcore.engine import Call
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,7 @@ class Leg:
     on_events: Callable[[list[StreamEvent]], None]
     on_media_timeout: Callable[[], None]
     media_timeout: float
+    on_audio16k: Callable[[np.ndarray], None] | None = None
     last_rx: float = field(default_factory=time.monotonic)
     timed_out: bool = False
 
@@ -60,11 +61,18 @@ class MediaLoop:
     # -- legs ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, call: Call, *, recorder: StereoRecorder | None,
             on_events: Callable[[list[StreamEvent]], None], on_media_timeout: Callable[[], None],
+            on_audio16k: Callable[[np.ndarray], None] | None = None,
             endpointing: EndpointingConfig | None = None) -> None:
+        """Put a call on the tick. ``on_audio16k`` receives the caller's audio at 16 kHz each tick (for
+        speech-to-text); ``on_events`` the turn-taking events."""
         rate = call.sample_rate or 8000
         now = time.monotonic()
         self.tick.add_stream(key, in_rate=rate, out_rate=rate, config=endpointing, now=now)
-        self.legs[key] = Leg(key, call, rate, recorder, on_events, on_media_timeout, self.media_timeout, now)
+        self.legs[key] = Leg(key, call, rate, recorder, on_events, on_media_timeout, self.media_timeout,
+                             on_audio16k, now)
+
+    def stream(self, key: Hashable) -> MediaStream | None:
+        return self.tick.stream(key) if key in self.legs else None
 
     def remove(self, key: Hashable) -> None:
         if self.legs.pop(key, None) is not None:
@@ -135,6 +143,11 @@ class MediaLoop:
                     leg.timed_out = True
                     leg.on_media_timeout()
         events = self.tick.process(now)
+        for leg in self.legs.values():
+            if leg.on_audio16k is not None:
+                ring = self.tick.stream(leg.key).audio16k
+                if ring.available:
+                    leg.on_audio16k(ring.read(ring.available))
         if events:
             by_key: dict[Hashable, list[StreamEvent]] = {}
             for ev in events:

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from agents.providers.base import TextToSpeech
-from agents.templates import render
+from agents.conversation import Conversation
+from agents.factory import KeyLookup, build_engine
+from agents.providers.base import SpeechToText, TextToSpeech
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
+from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
 from media.tick import StreamEvent
 from sipcore.engine import Call, CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
@@ -30,9 +34,59 @@ class SessionDeps:
     db: DB
     media: Any  # MediaLoop
     tts: TextToSpeech
+    stt: SpeechToText
     voices: VoiceCatalog
     recordings_dir: Path
     worker: str
+    keys: Callable[[Any], KeyLookup]  # org id → provider-key lookup
+    allow_private_tools: bool = False
+
+
+class SessionIO:
+    """The call as the conversation runtime sees it (agents.conversation.CallIO)."""
+
+    def __init__(self, session: CallSession) -> None:
+        self.s = session
+        self.sample_rate = session.call.sample_rate or 8000
+        self._t0 = time.monotonic()
+        self._played = 0
+
+    def play(self, pcm: Any) -> None:
+        if self.s.id in self.s.deps.media.legs:
+            self.s.deps.media.play(self.s.id, pcm)
+
+    def flush(self) -> int:
+        return self.s.deps.media.flush(self.s.id)
+
+    def played_samples(self) -> int:
+        stream = self.s.deps.media.stream(self.s.id)
+        if stream is not None:
+            self._played = stream.tx_played
+        return self._played
+
+    def set_responding(self, on: bool) -> None:
+        stream = self.s.deps.media.stream(self.s.id)
+        if stream is not None:
+            stream.response_active = on
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self._t0) * 1000)
+
+    async def hangup(self, reason: str) -> None:
+        await self.s.hangup(reason)
+
+    async def transfer(self, target: str) -> None:
+        try:
+            await self.s.transfer(target)
+        except Exception as exc:  # the call goes on; the transcript says why
+            await self.save_turn({"role": "system", "content": f"transfer to {target} failed: {exc}",
+                                  "start_ms": self.elapsed_ms(), "end_ms": self.elapsed_ms()})
+
+    async def send_dtmf(self, digits: str) -> None:
+        await self.s.send_dtmf(digits)
+
+    async def save_turn(self, turn: dict[str, Any]) -> None:
+        await call_store.add_turn(self.s.deps.db, self.s.id, turn)
 
 
 class CallSession:
@@ -50,6 +104,7 @@ class CallSession:
         self.answered_at: datetime | None = None
         self.ended = asyncio.Event()
         self.dtmf: list[str] = []
+        self.conversation: Conversation | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- control from the API / runtime ----------------------------------------------------------------
@@ -84,6 +139,8 @@ class CallSession:
                     await self._answered()
                 elif isinstance(event, DtmfReceived):
                     self.dtmf.append(event.digit)
+                    if self.conversation is not None:
+                        self.conversation.on_dtmf(event.digit)
                     await call_store.add_event(self.deps.db, self.id, "dtmf", "in_progress",
                                                {"digit": event.digit, "duration_ms": event.duration_ms})
                 elif isinstance(event, CallEnded):
@@ -117,27 +174,29 @@ class CallSession:
             self.recorder = StereoRecorder(path, sample_rate=self.call.sample_rate or 8000)
             fields["recording_path"] = str(path)
         await self._transition("in_progress", ("pending", "ringing"), **fields)
+        self.conversation = await self._conversation()
         self.deps.media.add(self.id, self.call, recorder=self.recorder, on_events=self._on_turn_events,
-                            on_media_timeout=self._on_media_timeout)
+                            on_media_timeout=self._on_media_timeout, on_audio16k=self.conversation.on_audio16k,
+                            endpointing=self._endpointing())
+        self.conversation.start()
         max_duration = self.row.get("max_duration_seconds") or self.agent.get("max_duration_seconds")
         if max_duration:
             self._spawn(self._limit(float(max_duration)), "max-duration")
-        greeting = self.agent.get("begin_message")
-        if greeting and self.agent.get("first_speaker", "agent") == "agent":
-            self._spawn(self.say(render(greeting, self.row.get("user_data") or {})), "greeting")
 
-    async def say(self, text: str) -> None:
-        """Speak ``text`` with the agent's voice: synthesised off the loop, queued for playout."""
-        voice = self.deps.voices.get(self.agent.get("voice_id") or DEFAULT_VOICE_ID) or \
+    async def _conversation(self) -> Conversation:
+        agent = self.agent
+        voice = self.deps.voices.get(agent.get("voice_id") or DEFAULT_VOICE_ID) or \
             self.deps.voices.get(DEFAULT_VOICE_ID)
-        engine_voice = voice.engine_voice if voice else "en-us"
-        rate = self.call.sample_rate or 8000
-        speed = (self.agent.get("voice_settings") or {}).get("speed")
-        async with self.deps.tts.synthesize(text, engine_voice, rate, speed=speed) as audio:
-            async for chunk in audio:
-                if self.id not in self.deps.media.legs:
-                    break
-                self.deps.media.play(self.id, chunk)
+        user_data = self.row.get("user_data") or {}
+        engine = await build_engine(agent, user_data, keys=self.deps.keys(self.row.get("org_id")),
+                                    allow_private_tools=self.deps.allow_private_tools)
+        return Conversation(agent, user_data, SessionIO(self), stt=self.deps.stt, tts=self.deps.tts,
+                            engine=engine, voice=voice.engine_voice if voice else "en-us",
+                            agent_name=self.row.get("agent_name") or "agent",
+                            phrases=(agent.get("stt") or {}).get("phrases") or None)
+
+    def _endpointing(self) -> EndpointingConfig:
+        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)))
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -149,10 +208,19 @@ class CallSession:
         self._spawn(self.hangup("media_timeout"), "media-timeout")
 
     def _on_turn_events(self, events: list[StreamEvent]) -> None:
-        """Turn-taking events from the tick (the conversation runtime consumes them)."""
+        """Turn-taking events from the media tick, for the conversation."""
+        if self.conversation is not None:
+            for ev in events:
+                self.conversation.on_turn_event(ev.event)
 
     async def _ended(self, end: CallEnd) -> None:
         self.deps.media.remove(self.id)
+        conversation_metrics: dict[str, Any] = {}
+        if self.conversation is not None:
+            try:
+                conversation_metrics = await self.conversation.aclose()
+            except Exception:
+                log.exception("call %s: closing the conversation failed", self.id)
         if self.recorder is not None:
             try:
                 await self.recorder.aclose()
@@ -170,7 +238,7 @@ class CallSession:
         stats = self.call.rtp_stats()
         metrics = {"duration_seconds": round(duration, 3), "packets_lost": stats.rx_lost,
                    "jitter_ms": round(stats.rx_jitter_ms, 2), "rx_packets": stats.rx_packets,
-                   "tx_packets": stats.tx_packets, "dtmf_received": "".join(self.dtmf)}
+                   "tx_packets": stats.tx_packets, "dtmf_received": "".join(self.dtmf), **conversation_metrics}
         await call_store.transition(
             self.deps.db, self.id, status, allowed_from=call_store.ACTIVE,
             detail={"sip_status": end.sip_status, "hangup_by": end.hangup_by.value, "reason": end.reason},

@@ -14,10 +14,13 @@ from typing import Any
 from uuid import UUID
 
 from agents.providers.espeak_tts import EspeakTTS
+from agents.providers.pocketsphinx_stt import PocketsphinxSTT
+from agents.providers.sphinx_pool import DecoderPool
 from agents.voices import VoiceCatalog
 from sipcore import create_engine, sip_to_q850
 from sipcore.engine import Call, Engine, EngineConfig, IncomingCall, RefusedCall
 from store import calls as call_store
+from store import provider_keys
 from store.crypto import SecretBox
 from store.types import DB
 from trunks import inbound
@@ -53,8 +56,11 @@ class Telephony:
         self.supervisor = TrunkSupervisor(self.engine, db, secrets)
         self.sessions: dict[UUID, CallSession] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), voices=voices,
-                                recordings_dir=settings.data_dir / "recordings", worker=settings.worker)
+        self.secrets = secrets
+        self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
+                                recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
+                                keys=self._key_lookup)
         self.dialer = Dialer(self.engine, db, self.supervisor, settings.worker, on_placed=self._placed,
                              capacity=lambda: self.settings.max_calls - self.engine.active_call_count,
                              answer_timeout=settings.answer_timeout_seconds,
@@ -72,6 +78,7 @@ class Telephony:
         self.engine.set_incoming_handler(self._incoming)
         self.engine.on_refused(self._refused)
         await self.supervisor.start()
+        self._spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
         self.media.start()
         self.dialer.start()
         self.running = True
@@ -96,6 +103,7 @@ class Telephony:
         await self._wait_sessions(10)
         await self.media.stop()
         await self.supervisor.stop()
+        await self.stt.aclose()
         self.running = False
 
     async def _wait_sessions(self, grace: float) -> None:
@@ -105,6 +113,15 @@ class Telephony:
 
     def healthy(self) -> bool:
         return self.running
+
+    def _key_lookup(self, org_id: Any) -> Any:
+        async def lookup(provider_type: str, provider_name: str) -> str | None:
+            if org_id is None:
+                return None
+            enc = await provider_keys.find(self.db, org_id, provider_type, provider_name)
+            return self.secrets.decrypt(enc) if enc else None
+
+        return lookup
 
     # -- CallControl -----------------------------------------------------------------------------------
     def submit(self, call_ids: list[UUID]) -> None:

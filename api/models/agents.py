@@ -34,6 +34,9 @@ class ResponseEngine(RequestModel):
 class SttSettings(RequestModel):
     provider: Annotated[str, Field(max_length=50)] = "local"
     model: Annotated[str, Field(max_length=100)] | None = None
+    phrases: Annotated[list[Annotated[str, Field(min_length=1, max_length=200)]], Field(max_length=500)] | None = Field(
+        None, description="Expected caller phrases. The local recogniser (pocketsphinx) is reliable on these "
+                          "and weak on open vocabulary; cloud recognisers take them as hints.")
 
 
 class VoiceSettings(RequestModel):

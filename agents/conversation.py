@@ -1,0 +1,341 @@
+"""The conversation runtime for one call: caller turns in, agent replies out.
+
+Driven by the call session: ``on_audio16k`` (caller audio each media tick), ``on_turn_event`` (VAD
+turn-taking: user started/stopped speaking, interrupt, backchannel) and ``on_dtmf``. Everything else
+happens on the conversation's one task: speech-to-text of each finished utterance, the response engine,
+sentence-by-sentence speech synthesis into the playout ring, tools, DTMF rules, inactivity, and the
+transcript and latency records. Sync callbacks never block: they queue work for that task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from media.endpointing import TurnEvent, TurnEventKind
+
+from .dtmf import DtmfAction, DtmfMatcher
+from .engines import ResponseEngine
+from .llm_turn import TurnEvent as EngineEvent
+from .providers.base import ProviderError, SpeechToText, TextDelta, TextToSpeech, Transcript, Usage
+from .sentences import SentenceSplitter
+from .templates import render
+from .tools import ToolOutcome
+from .turns import AgentTurn, TurnMetrics, summarize
+
+log = logging.getLogger(__name__)
+
+PREROLL_SECONDS = 0.6  # audio kept before "user started speaking" fires (it fires start_ms late)
+APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
+
+
+class CallIO(Protocol):
+    """What the conversation needs from its call (the session implements it)."""
+
+    sample_rate: int
+
+    def play(self, pcm: np.ndarray) -> None: ...
+    def flush(self) -> int: ...
+    def played_samples(self) -> int: ...
+    def set_responding(self, on: bool) -> None: ...
+    def elapsed_ms(self) -> int: ...
+    async def hangup(self, reason: str) -> None: ...
+    async def transfer(self, target: str) -> None: ...
+    async def send_dtmf(self, digits: str) -> None: ...
+    async def save_turn(self, turn: dict[str, Any]) -> None: ...
+
+
+class Conversation:
+    def __init__(self, agent: dict[str, Any], user_data: dict[str, Any], io: CallIO, *, stt: SpeechToText,
+                 tts: TextToSpeech, engine: ResponseEngine, voice: str, agent_name: str,
+                 phrases: list[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.agent, self.user_data, self.io = agent, user_data, io
+        self.stt, self.tts, self.engine = stt, tts, engine
+        self.voice, self.agent_name, self.clock = voice, agent_name, clock
+        self.speed = (agent.get("voice_settings") or {}).get("speed")
+        self.dtmf = DtmfMatcher(agent.get("dtmf_rules") or [])
+        self.metrics: list[TurnMetrics] = []
+        self.interruptions = 0
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
+        self._preroll: deque[np.ndarray] = deque()
+        self._preroll_samples = 0
+        self._utterance: list[np.ndarray] | None = None
+        self._turn: AgentTurn | None = None  # the agent turn being spoken (until its playout ends)
+        self._reply: asyncio.Task[None] | None = None
+        self._hangup_after_playout: str | None = None
+        self._phrases = phrases
+        self._speech: Any = None
+        self._last_activity = clock()
+        self._closed = False
+        self._pending_stops: deque[tuple[float, TurnEvent]] = deque()  # utterances sent to STT, in order
+        self._task: asyncio.Task[None] | None = None
+        self._stt_reader: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._speech = self.stt.stream(phrases=self._phrases)
+        self._stt_reader = loop.create_task(self._read_transcripts(), name="conversation-stt")
+        self._task = loop.create_task(self._main(), name="conversation")
+
+    async def aclose(self) -> dict[str, Any]:
+        """Stop everything; the unfinished agent turn is saved; returns the call's conversation metrics."""
+        self._closed = True
+        for task in (self._reply, self._task, self._stt_reader):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._turn is not None:
+            await self._finish_turn(interrupted=self.io.played_samples() < self._turn.end_sample)
+        if self._speech is not None:
+            await self._speech.aclose()
+        await self.engine.aclose()
+        return summarize(self.metrics, self.interruptions)
+
+    # -- inputs from the media tick (sync, never block) ----------------------------------------------
+    def on_audio16k(self, pcm: np.ndarray) -> None:
+        if self._utterance is not None:
+            self._utterance.append(pcm)
+        else:
+            self._preroll.append(pcm)
+            self._preroll_samples += len(pcm)
+            while self._preroll_samples - len(self._preroll[0]) > PREROLL_SECONDS * 16000:
+                self._preroll_samples -= len(self._preroll.popleft())
+        turn = self._turn
+        if turn is not None and turn.generated and self.io.played_samples() >= turn.end_sample:
+            self._post("playout_done", turn)
+
+    def on_turn_event(self, event: TurnEvent) -> None:
+        self._post("turn", event)
+
+    def on_dtmf(self, digit: str) -> None:
+        self._post("dtmf", digit)
+
+    def _post(self, kind: str, value: Any) -> None:
+        try:
+            self._queue.put_nowait((kind, value))
+        except asyncio.QueueFull:
+            log.warning("conversation queue full: dropped %s", kind)
+
+    # -- the conversation's task -----------------------------------------------------------------------
+    async def _main(self) -> None:
+        greeting = self.agent.get("begin_message")
+        if greeting and self.agent.get("first_speaker", "agent") == "agent":
+            text = render(greeting, self.user_data)
+            add = getattr(self.engine, "add_assistant", None)
+            if add is not None:
+                add(text)
+            self._start_reply(self._say(text))
+        while True:
+            timeout = self._next_deadline()
+            try:
+                kind, value = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
+                await self._on_timer()
+                continue
+            if kind == "turn":
+                await self._on_turn(value)
+            elif kind == "transcript":
+                await self._on_transcript(*value)
+            elif kind == "playout_done":
+                if value is self._turn:
+                    await self._finish_turn(interrupted=False)
+            elif kind == "dtmf":
+                self._last_activity = self.clock()
+                await self._on_action(self.dtmf.push(value, self.clock()))
+
+    def _next_deadline(self) -> float | None:
+        now = self.clock()
+        deadlines = []
+        if self.dtmf.deadline is not None:
+            deadlines.append(self.dtmf.deadline - now)
+        inactivity = self.agent.get("inactivity_timeout_seconds")
+        if inactivity and self._idle():
+            deadlines.append(self._last_activity + inactivity - now)
+        return max(0.0, min(deadlines)) if deadlines else None
+
+    def _idle(self) -> bool:
+        return self._utterance is None and self._turn is None and (self._reply is None or self._reply.done())
+
+    async def _on_timer(self) -> None:
+        now = self.clock()
+        await self._on_action(self.dtmf.poll(now))
+        inactivity = self.agent.get("inactivity_timeout_seconds")
+        if inactivity and self._idle() and now - self._last_activity >= inactivity:
+            self._last_activity = now
+            if self.agent.get("inactivity_action") == "reminder":
+                self._start_reply(self._run_engine(self.engine.remind(), started=now, speech_end=None))
+            else:
+                await self.io.hangup("inactivity")
+
+    async def _on_turn(self, event: TurnEvent) -> None:
+        kind = event.kind
+        if kind is TurnEventKind.USER_STARTED_SPEAKING:
+            self._last_activity = self.clock()
+            self._utterance = list(self._preroll)
+            self._preroll.clear()
+            self._preroll_samples = 0
+        elif kind is TurnEventKind.INTERRUPT:
+            self.interruptions += 1
+            await self._interrupt()
+        elif kind is TurnEventKind.USER_STOPPED_SPEAKING:
+            self._last_activity = self.clock()
+            utterance, self._utterance = self._utterance or [], None
+            if utterance:
+                self._speech.push_audio(np.concatenate(utterance))
+                self._speech.flush()
+                self._pending_stops.append((self.clock(), event))
+
+    async def _read_transcripts(self) -> None:
+        async for result in self._speech:
+            if result.is_final:
+                stopped_at, event = self._pending_stops.popleft() if self._pending_stops else (self.clock(), None)
+                self._post("transcript", (result, stopped_at, event))
+
+    async def _on_transcript(self, result: Transcript, stopped_at: float, event: TurnEvent | None) -> None:
+        text = result.text.strip()
+        if not text:
+            return
+        end_ms = self.io.elapsed_ms() - int((self.clock() - (event.speech_end if event else stopped_at)) * 1000)
+        duration = int(((event.speech_end - event.speech_start) if event else 0) * 1000)
+        await self.io.save_turn({"role": "user", "content": text, "start_ms": max(0, end_ms - duration),
+                                 "end_ms": max(0, end_ms)})
+        if self._reply is not None and not self._reply.done():
+            await self._interrupt()  # a new question supersedes a reply still being prepared
+        metrics = TurnMetrics(stt_latency_ms=result.latency_ms)
+        self._start_reply(self._run_engine(self.engine.respond(text), started=stopped_at,
+                                           speech_end=event.speech_end if event else stopped_at, metrics=metrics))
+
+    # -- replies ---------------------------------------------------------------------------------------
+    def _start_reply(self, coro: Any) -> None:
+        self._reply = asyncio.get_running_loop().create_task(coro, name="conversation-reply")
+
+    async def _say(self, text: str) -> None:
+        turn = self._open_turn()
+        try:
+            await self._speak(text, turn)
+        finally:
+            turn.generated = True
+            self.io.set_responding(False)
+
+    def _open_turn(self) -> AgentTurn:
+        played = self.io.played_samples()
+        turn = AgentTurn(start_sample=played, end_sample=played, start_ms=self.io.elapsed_ms(),
+                         rate=self.io.sample_rate)
+        self._turn = turn
+        self.io.set_responding(True)
+        return turn
+
+    async def _speak(self, sentence: str, turn: AgentTurn, metrics: TurnMetrics | None = None) -> None:
+        t0 = time.perf_counter()
+        async with self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed) as audio:
+            first = True
+            samples = 0
+            async for chunk in audio:
+                if first and metrics is not None and metrics.tts_latency_ms is None:
+                    metrics.tts_latency_ms = (time.perf_counter() - t0) * 1000.0
+                    metrics.first_audio_at = self.clock()
+                first = False
+                self.io.play(chunk)
+                samples += len(chunk)
+        turn.add(sentence, samples)
+
+    async def _run_engine(self, events: AsyncIterator[EngineEvent], *, started: float, speech_end: float | None,
+                          metrics: TurnMetrics | None = None) -> None:
+        metrics = metrics or TurnMetrics()
+        turn = self._open_turn()
+        splitter = SentenceSplitter()
+        t_request = time.perf_counter()
+        try:
+            async for ev in events:
+                if isinstance(ev, TextDelta):
+                    if metrics.llm_latency_ms is None:
+                        metrics.llm_latency_ms = (time.perf_counter() - t_request) * 1000.0
+                    for sentence in splitter.push(ev.text):
+                        await self._speak(sentence, turn, metrics)
+                elif isinstance(ev, ToolOutcome):
+                    await self._on_tool(ev)
+                elif isinstance(ev, Usage):
+                    metrics.tokens += ev.total_tokens
+            for sentence in splitter.flush():
+                await self._speak(sentence, turn, metrics)
+        except ProviderError as exc:
+            log.warning("response engine failed (%s): apologising", exc)
+            await self.io.save_turn({"role": "system", "content": f"provider error: {exc.reason}: {exc}",
+                                     "start_ms": self.io.elapsed_ms(), "end_ms": self.io.elapsed_ms()})
+            await self._speak(APOLOGY, turn, metrics)
+        finally:
+            turn.generated = True
+            self.io.set_responding(False)
+            if metrics.first_audio_at is not None and speech_end is not None:
+                metrics.voice_to_voice_ms = (metrics.first_audio_at - speech_end) * 1000.0
+            if self.engine.stats.ttft_ms is not None:
+                metrics.llm_latency_ms = self.engine.stats.ttft_ms
+            self.metrics.append(metrics)
+        if not turn.text:
+            self._turn = None
+            if self._hangup_after_playout:
+                await self.io.hangup(self._hangup_after_playout)
+        elif self.io.played_samples() >= turn.end_sample:
+            await self._finish_turn(interrupted=False)
+
+    async def _on_tool(self, outcome: ToolOutcome) -> None:
+        call = outcome.call
+        await self.io.save_turn({"role": "tool", "content": outcome.content, "start_ms": self.io.elapsed_ms(),
+                                 "end_ms": self.io.elapsed_ms(),
+                                 "tool_call": {"name": call.name, "arguments": outcome.args or call.args()}})
+        if outcome.error:
+            return
+        if outcome.action == "end_call":
+            self._hangup_after_playout = "agent_hangup"
+        elif outcome.action == "transfer_call" and outcome.args.get("target"):
+            await self.io.transfer(str(outcome.args["target"]))
+        elif outcome.action == "send_dtmf" and outcome.args.get("digits"):
+            await self.io.send_dtmf(str(outcome.args["digits"]))
+
+    async def _on_action(self, action: DtmfAction | None) -> None:
+        if action is None:
+            return
+        if action.action == "hangup":
+            await self.io.hangup("agent_hangup")
+        elif action.action == "transfer" and action.target:
+            await self.io.transfer(action.target)
+        elif action.action == "say" and action.text:
+            await self._interrupt()
+            self._start_reply(self._say(render(action.text, self.user_data)))
+
+    async def _interrupt(self) -> None:
+        """Barge-in: stop the reply, drop queued audio, keep in the transcript only what was heard."""
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reply
+        self.io.flush()
+        self.io.set_responding(False)
+        if self._turn is not None:
+            await self._finish_turn(interrupted=True)
+
+    async def _finish_turn(self, *, interrupted: bool) -> None:
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        played = self.io.played_samples() - turn.start_sample
+        text = turn.heard(played) if interrupted else turn.text
+        if interrupted:
+            self.engine.interrupted(text)
+        end_ms = turn.start_ms + int(1000 * min(played, turn.samples) / turn.rate)
+        if text:
+            await self.io.save_turn({"role": "agent", "content": text, "start_ms": turn.start_ms, "end_ms": end_ms,
+                                     "agent_name": self.agent_name, "interrupted": interrupted})
+        self._last_activity = self.clock()
+        if self._hangup_after_playout and not interrupted:
+            reason, self._hangup_after_playout = self._hangup_after_playout, None
+            await self.io.hangup(reason)

@@ -114,6 +114,9 @@ def build(registry: Registry, prefix: str = "/api/v1") -> dict[str, Any]:
         responses: dict[str, Any] = {}
         if ep.status == 204:
             responses["204"] = {"description": "Deleted"}
+        elif ep.raw_response is not None:
+            responses["200"] = {"description": "Success", **ep.raw_response}
+            responses["206"] = {"description": "Partial content (Range)", **ep.raw_response}
         else:
             responses[str(ep.status)] = {
                 "description": "Success",

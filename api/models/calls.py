@@ -116,3 +116,23 @@ class DtmfRequest(RequestModel):
 
 class TransferRequest(RequestModel):
     target: Annotated[str, Field(min_length=1, max_length=2048, description="SIP URI or E.164 number")]
+
+
+class Percentiles(ResponseModel):
+    p50: float | None
+    p90: float | None
+
+
+class CallMetrics(ResponseModel):
+    duration_seconds: float | None
+    turns: int
+    interruptions: int
+    agent_handoffs: int
+    total_tokens: int
+    stt_latency_ms: Percentiles
+    llm_latency_ms: Percentiles = Field(description="To the first token (or the retrieval answer).")
+    tts_latency_ms: Percentiles = Field(description="Sentence handed to TTS → its first audio.")
+    voice_to_voice_ms: Percentiles = Field(description="Caller stops speaking → agent audio starts.")
+    per_turn: list[dict[str, Any]]
+    packets_lost: int | None
+    jitter_ms: float | None

@@ -6,6 +6,6 @@ registry = Registry()
 
 
 def load_all() -> Registry:
-    from . import agents, api_keys, calls, health, numbers, provider_keys, trunks, voices  # noqa: F401
+    from . import agents, api_keys, calls, health, numbers, provider_keys, recordings, trunks, voices  # noqa: F401
 
     return registry

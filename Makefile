@@ -41,8 +41,17 @@ test: install-test
 bench-api: install-test
 	$(BIN)/python -m bench.api_load $(BENCH_ARGS)
 
-bench-media: install-test
+## N concurrent sipp calls with G.711 audio against one worker: make bench-sip BENCH_ARGS="--calls 100 --seconds 30"
+bench-sip: install-test
+	$(BIN)/python -m bench.sip_load $(BENCH_ARGS)
+
+# pipecat-ai (the comparison in bench-media) pins soxr and protobuf versions of its own: its own venv.
+.venv-pipecat/bin/python:
+	$(PYTHON) -m venv .venv-pipecat
+	.venv-pipecat/bin/pip install -q pipecat-ai==1.14.0
+
+bench-media: install-test .venv-pipecat/bin/python
 	$(BIN)/python -m bench.media_tick $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .venv-pipecat .pytest_cache

@@ -1,6 +1,6 @@
 """The conversation runtime for one call: caller turns in, agent replies out.
 
-Driven by the call session: ``on_audio16k`` (caller audio each media tick), ``on_turn_event`` (VAD
+Driven by the call session: ``on_speech`` (caller audio each media tick), ``on_turn_event`` (VAD
 turn-taking: user started/stopped speaking, interrupt, backchannel) and ``on_dtmf``. Everything else
 happens on the conversation's one task: speech-to-text of each finished utterance, the response engine,
 sentence-by-sentence speech synthesis into the playout ring, tools, DTMF rules, inactivity, and the
@@ -20,6 +20,8 @@ from typing import Any, Protocol
 import numpy as np
 
 from media.endpointing import TurnEvent, TurnEventKind
+from media.resample import Resampler
+from media.tick import vad_rate
 
 from .dtmf import DtmfAction, DtmfMatcher
 from .engines import ResponseEngine
@@ -60,6 +62,7 @@ class Conversation:
         self.stt, self.tts, self.engine = stt, tts, engine
         self.voice, self.agent_name, self.clock = voice, agent_name, clock
         self.speed = (agent.get("voice_settings") or {}).get("speed")
+        self.speech_rate = vad_rate(io.sample_rate)
         self.dtmf = DtmfMatcher(agent.get("dtmf_rules") or [])
         self.metrics: list[TurnMetrics] = []
         self.interruptions = 0
@@ -77,6 +80,7 @@ class Conversation:
         self._pending_stops: deque[tuple[float, TurnEvent]] = deque()  # utterances sent to STT, in order
         self._task: asyncio.Task[None] | None = None
         self._stt_reader: asyncio.Task[None] | None = None
+        self._push_reader: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -84,11 +88,14 @@ class Conversation:
         self._speech = self.stt.stream(phrases=self._phrases)
         self._stt_reader = loop.create_task(self._read_transcripts(), name="conversation-stt")
         self._task = loop.create_task(self._main(), name="conversation")
+        pushes = getattr(self.engine, "pushes", None)
+        if pushes is not None:  # engines that speak unprompted (custom LLM agent_interrupt)
+            self._push_reader = loop.create_task(self._read_pushes(pushes()), name="conversation-pushes")
 
     async def aclose(self) -> dict[str, Any]:
         """Stop everything; the unfinished agent turn is saved; returns the call's conversation metrics."""
         self._closed = True
-        for task in (self._reply, self._task, self._stt_reader):
+        for task in (self._reply, self._task, self._stt_reader, self._push_reader):
             if task is not None and not task.done():
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -101,13 +108,14 @@ class Conversation:
         return summarize(self.metrics, self.interruptions)
 
     # -- inputs from the media tick (sync, never block) ----------------------------------------------
-    def on_audio16k(self, pcm: np.ndarray) -> None:
+    def on_speech(self, pcm: np.ndarray) -> None:
+        """Caller audio as the VAD analysed it (at ``speech_rate``), every tick."""
         if self._utterance is not None:
             self._utterance.append(pcm)
         else:
             self._preroll.append(pcm)
             self._preroll_samples += len(pcm)
-            while self._preroll_samples - len(self._preroll[0]) > PREROLL_SECONDS * 16000:
+            while self._preroll_samples - len(self._preroll[0]) > PREROLL_SECONDS * self.speech_rate:
                 self._preroll_samples -= len(self._preroll.popleft())
         turn = self._turn
         if turn is not None and turn.generated and self.io.played_samples() >= turn.end_sample:
@@ -151,6 +159,8 @@ class Conversation:
             elif kind == "dtmf":
                 self._last_activity = self.clock()
                 await self._on_action(self.dtmf.push(value, self.clock()))
+            elif kind == "push":
+                await self._on_push(value)
 
     def _next_deadline(self) -> float | None:
         now = self.clock()
@@ -190,9 +200,23 @@ class Conversation:
             self._last_activity = self.clock()
             utterance, self._utterance = self._utterance or [], None
             if utterance:
-                self._speech.push_audio(np.concatenate(utterance))
+                audio = np.concatenate(utterance)
+                if self.speech_rate != self.stt.sample_rate:  # only the utterances are resampled
+                    audio = Resampler(self.speech_rate, self.stt.sample_rate).process(audio)
+                self._speech.push_audio(audio)
                 self._speech.flush()
                 self._pending_stops.append((self.clock(), event))
+
+    async def _read_pushes(self, pushes: AsyncIterator[AsyncIterator[EngineEvent]]) -> None:
+        async for events in pushes:
+            self._post("push", events)
+
+    async def _on_push(self, events: AsyncIterator[EngineEvent]) -> None:
+        """The engine speaks unprompted: barge out the current reply, speak this as a new agent turn (its
+        end_call ToolOutcome hangs up after it). Not a caller turn: kept out of the latency metrics."""
+        await self._interrupt()
+        self._last_activity = self.clock()
+        self._start_reply(self._run_engine(events, started=self.clock(), speech_end=None, record=False))
 
     async def _read_transcripts(self) -> None:
         async for result in self._speech:
@@ -249,7 +273,7 @@ class Conversation:
         turn.add(sentence, samples)
 
     async def _run_engine(self, events: AsyncIterator[EngineEvent], *, started: float, speech_end: float | None,
-                          metrics: TurnMetrics | None = None) -> None:
+                          metrics: TurnMetrics | None = None, record: bool = True) -> None:
         metrics = metrics or TurnMetrics()
         turn = self._open_turn()
         splitter = SentenceSplitter()
@@ -279,7 +303,8 @@ class Conversation:
                 metrics.voice_to_voice_ms = (metrics.first_audio_at - speech_end) * 1000.0
             if self.engine.stats.ttft_ms is not None:
                 metrics.llm_latency_ms = self.engine.stats.ttft_ms
-            self.metrics.append(metrics)
+            if record:
+                self.metrics.append(metrics)
         if not turn.text:
             self._turn = None
             if self._hangup_after_playout:

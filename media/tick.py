@@ -1,11 +1,13 @@
 """The shared media tick: one plain object steps every call's audio every 20 ms.
 
-`process(now)` takes each stream's new inbound PCM (whole 20 ms frames from its ring), resamples it to
-16 kHz with the stream's own stateful resampler, runs Silero VAD for every stream that has a full
-512-sample window in ONE batched session.run, advances each stream's turn-taking, and returns the turn
+`process(now)` takes each stream's new inbound PCM (whole 20 ms frames from its ring), runs Silero VAD at
+the line rate when the model has one (8 kHz G.711: 256-sample windows; 16 kHz G.722: 512) — other rates
+are resampled to 16 kHz with the stream's own stateful resampler — for every stream that has a full
+window, in ONE batched session.run per rate, advances each stream's turn-taking, and returns the turn
 events. On a barge-in (INTERRUPT) it flushes that stream's playout ring at once. The transmit side is
 `push_tx()` (agent audio in) and `pull_tx()` (what the engine sends next). No awaits, no I/O, no
-per-sample Python; the 16 kHz audio is also kept in a per-stream ring for speech-to-text.
+per-sample Python; the analysed audio is also kept in a per-stream ring (`speech`, at `speech_rate`) for
+speech-to-text, which resamples only the utterances it decodes.
 """
 
 from __future__ import annotations
@@ -21,8 +23,12 @@ from media.resample import Resampler, process_many
 from media.ring import AudioRing
 from media.vad import WINDOW, SileroModel, VadBank
 
-VAD_RATE = 16000
 FRAME_MS = 20
+
+
+def vad_rate(line_rate: int) -> int:
+    """The rate the VAD runs at for a line rate: the line rate itself where the model has one."""
+    return line_rate if line_rate in WINDOW else 16000
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +38,7 @@ class StreamEvent:
 
 
 class MediaStream:
-    """One call's media state. Producers write line-rate PCM into `inbound`; STT reads `audio16k`."""
+    """One call's media state. Producers write line-rate PCM into `inbound`; STT reads `speech`."""
 
     def __init__(
         self,
@@ -49,17 +55,19 @@ class MediaStream:
         self.frame = in_rate * FRAME_MS // 1000
         self.inbound = AudioRing.for_duration(in_rate, ring_seconds)
         self.outbound = AudioRing.for_duration(out_rate, max(ring_seconds, 30.0))
-        self.audio16k = AudioRing.for_duration(VAD_RATE, ring_seconds)
-        self.resampler = Resampler(in_rate, VAD_RATE)
+        self.speech_rate = vad_rate(in_rate)
+        self.window = WINDOW[self.speech_rate]
+        self.speech = AudioRing.for_duration(self.speech_rate, ring_seconds)
+        self.resampler = Resampler(in_rate, self.speech_rate) if in_rate != self.speech_rate else None
         self.turn = TurnTaker(config)
         self.slot = slot
         self.started_at = started_at
-        self.samples16k = 0  # 16 kHz samples analysed so far: the stream's audio clock
+        self.samples_analysed = 0  # samples (at speech_rate) analysed so far: the stream's audio clock
         self.last_prob = 0.0
         self.response_active = False  # set by the runtime while a reply is being produced/spoken
         self.tx_played = 0  # agent samples handed to the engine
         self.tx_flushed = 0  # agent samples discarded by barge-in
-        self._pending = np.zeros(WINDOW[VAD_RATE] + 8 * VAD_RATE * FRAME_MS // 1000, np.int16)
+        self._pending = np.zeros(self.window + 8 * self.speech_rate * FRAME_MS // 1000, np.int16)
         self._npending = 0
 
     @property
@@ -67,7 +75,7 @@ class MediaStream:
         return self.response_active or self.outbound.available > 0
 
     def audio_time(self) -> float:
-        return self.started_at + self.samples16k / VAD_RATE
+        return self.started_at + self.samples_analysed / self.speech_rate
 
 
 class MediaTick:
@@ -75,8 +83,7 @@ class MediaTick:
 
     def __init__(self, model: SileroModel | None = None, *, max_frames_per_tick: int = 5) -> None:
         self.model = model or SileroModel()
-        self.bank = VadBank(self.model, VAD_RATE)
-        self.window = WINDOW[VAD_RATE]
+        self.banks = {rate: VadBank(self.model, rate) for rate in WINDOW}  # one shared session, batched per rate
         self.max_frames_per_tick = max_frames_per_tick
         self._streams: dict[Hashable, MediaStream] = {}
         self.ticks = 0
@@ -100,7 +107,7 @@ class MediaTick:
             key,
             in_rate,
             out_rate or in_rate,
-            self.bank.open(),
+            self.banks[vad_rate(in_rate)].open(),
             config or EndpointingConfig(),
             now,
             ring_seconds,
@@ -110,7 +117,7 @@ class MediaTick:
 
     def remove_stream(self, key: Hashable) -> None:
         s = self._streams.pop(key)
-        self.bank.close(s.slot)
+        self.banks[s.speech_rate].close(s.slot)
 
     def stream(self, key: Hashable) -> MediaStream:
         return self._streams[key]
@@ -133,8 +140,6 @@ class MediaTick:
 
     def _process(self, now: float) -> list[StreamEvent]:
         self.ticks += 1
-        ready: list[MediaStream] = []
-        window = self.window
         groups: dict[int, list[MediaStream]] = {}
         for s in self._streams.values():
             # agent speaking state follows the playout (and the runtime's response flag)
@@ -152,32 +157,34 @@ class MediaTick:
                 frames = np.empty((len(group), group[0].frame), np.int16)
                 for i, s in enumerate(group):
                     s.inbound.read_into(frames[i])
-                out = process_many([s.resampler for s in group], frames)
-                for s, pcm16 in zip(group, out, strict=True):
-                    s.audio16k.write(pcm16)
+                if group[0].resampler is not None:  # a line rate the model lacks: resample, all at once
+                    frames = process_many([s.resampler for s in group], frames)  # type: ignore[misc]
+                for s, pcm in zip(group, frames, strict=True):
+                    s.speech.write(pcm)
                     n = s._npending
-                    s._pending[n : n + len(pcm16)] = pcm16
-                    s._npending = n + len(pcm16)
+                    s._pending[n : n + len(pcm)] = pcm
+                    s._npending = n + len(pcm)
                 group = [s for s in group if s.inbound.available >= s.frame]
-        ready = [s for s in self._streams.values() if s._npending >= window]
         events: list[StreamEvent] = []
-        while ready:  # usually one round; more only when a tick was late and streams caught up
-            self._vad_round(ready, events)
-            ready = [s for s in ready if s._npending >= window]
+        for rate, bank in self.banks.items():
+            ready = [s for s in self._streams.values() if s.speech_rate == rate and s._npending >= s.window]
+            while ready:  # usually one round; more only when a tick was late and streams caught up
+                self._vad_round(bank, ready, events)
+                ready = [s for s in ready if s._npending >= s.window]
         return events
 
-    def _vad_round(self, ready: list[MediaStream], events: list[StreamEvent]) -> None:
-        window = self.window
+    def _vad_round(self, bank: VadBank, ready: list[MediaStream], events: list[StreamEvent]) -> None:
+        window = ready[0].window
         batch = np.stack([s._pending[:window] for s in ready])
-        probs = self.bank.infer([s.slot for s in ready], batch)
+        probs = bank.infer([s.slot for s in ready], batch)
         self.vad_runs += 1
         self.vad_windows += len(ready)
-        dur = window / VAD_RATE
+        dur = window / ready[0].speech_rate
         for s, p in zip(ready, probs.tolist(), strict=True):
             rest = s._npending - window
             s._pending[:rest] = s._pending[window : s._npending]
             s._npending = rest
-            s.samples16k += window
+            s.samples_analysed += window
             s.last_prob = p
             for ev in s.turn.update(p, s.audio_time(), dur):
                 if ev.kind is TurnEventKind.INTERRUPT:

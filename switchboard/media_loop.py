@@ -45,7 +45,7 @@ class Leg:
     on_events: Callable[[list[StreamEvent]], None]
     on_media_timeout: Callable[[], None]
     media_timeout: float
-    on_audio16k: Callable[[np.ndarray], None] | None = None
+    on_speech: Callable[[np.ndarray], None] | None = None
     last_rx: float = field(default_factory=time.monotonic)
     timed_out: bool = False
 
@@ -61,15 +61,15 @@ class MediaLoop:
     # -- legs ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, call: Call, *, recorder: StereoRecorder | None,
             on_events: Callable[[list[StreamEvent]], None], on_media_timeout: Callable[[], None],
-            on_audio16k: Callable[[np.ndarray], None] | None = None,
+            on_speech: Callable[[np.ndarray], None] | None = None,
             endpointing: EndpointingConfig | None = None) -> None:
-        """Put a call on the tick. ``on_audio16k`` receives the caller's audio at 16 kHz each tick (for
-        speech-to-text); ``on_events`` the turn-taking events."""
+        """Put a call on the tick. ``on_speech`` receives the caller's audio as the VAD analysed it (at the
+        stream's ``speech_rate``) each tick, for speech-to-text; ``on_events`` the turn-taking events."""
         rate = call.sample_rate or 8000
         now = time.monotonic()
         self.tick.add_stream(key, in_rate=rate, out_rate=rate, config=endpointing, now=now)
         self.legs[key] = Leg(key, call, rate, recorder, on_events, on_media_timeout, self.media_timeout,
-                             on_audio16k, now)
+                             on_speech, now)
 
     def stream(self, key: Hashable) -> MediaStream | None:
         return self.tick.stream(key) if key in self.legs else None
@@ -79,8 +79,12 @@ class MediaLoop:
             self.tick.remove_stream(key)
 
     def play(self, key: Hashable, pcm: np.ndarray) -> None:
-        """Queue agent audio (at the leg's rate) for playout."""
+        """Queue agent audio (at the leg's rate) for playout; when the engine's transmit buffer has room
+        (a reply starting), it is handed over at once rather than on the next tick."""
         self.tick.push_tx(key, pcm)
+        leg = self.legs.get(key)
+        if leg is not None:
+            self._top_up(leg)
 
     def flush(self, key: Hashable) -> int:
         leg = self.legs.get(key)
@@ -144,10 +148,10 @@ class MediaLoop:
                     leg.on_media_timeout()
         events = self.tick.process(now)
         for leg in self.legs.values():
-            if leg.on_audio16k is not None:
-                ring = self.tick.stream(leg.key).audio16k
+            if leg.on_speech is not None:
+                ring = self.tick.stream(leg.key).speech
                 if ring.available:
-                    leg.on_audio16k(ring.read(ring.available))
+                    leg.on_speech(ring.read(ring.available))
         if events:
             by_key: dict[Hashable, list[StreamEvent]] = {}
             for ev in events:
@@ -157,10 +161,18 @@ class MediaLoop:
                 if leg is not None:
                     leg.on_events(evs)
         for leg in self.legs.values():
-            frame = leg.rate * FRAME_MS // 1000
-            room = TX_TARGET_FRAMES * frame - leg.call.tx_buffered
-            if room >= frame:
-                out = self.tick.pull_tx(leg.key, (room // frame) * frame)
-                leg.call.write_pcm(out)
-                if leg.recorder is not None:
-                    leg.recorder.write_agent(out)
+            self._top_up(leg, pad=True)
+
+    def _top_up(self, leg: Leg, *, pad: bool = False) -> None:
+        """Keep the engine's transmit buffer at TX_TARGET_FRAMES: agent audio, padded with silence on
+        the tick (``pad``) so the line never starves; outside the tick only real audio is handed over."""
+        frame = leg.rate * FRAME_MS // 1000
+        room = TX_TARGET_FRAMES * frame - leg.call.tx_buffered
+        if not pad:
+            stream = self.tick.stream(leg.key)
+            room = min(room, stream.outbound.available)
+        if room >= frame:
+            out = self.tick.pull_tx(leg.key, (room // frame) * frame)
+            leg.call.write_pcm(out)
+            if leg.recorder is not None:
+                leg.recorder.write_agent(out)

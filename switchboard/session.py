@@ -176,7 +176,7 @@ class CallSession:
         await self._transition("in_progress", ("pending", "ringing"), **fields)
         self.conversation = await self._conversation()
         self.deps.media.add(self.id, self.call, recorder=self.recorder, on_events=self._on_turn_events,
-                            on_media_timeout=self._on_media_timeout, on_audio16k=self.conversation.on_audio16k,
+                            on_media_timeout=self._on_media_timeout, on_speech=self.conversation.on_speech,
                             endpointing=self._endpointing())
         self.conversation.start()
         max_duration = self.row.get("max_duration_seconds") or self.agent.get("max_duration_seconds")

@@ -51,12 +51,14 @@ def test_turns_detected_per_stream_with_one_batched_vad_run_per_tick(tick_model,
         voiced_end = np.flatnonzero(np.abs(sig) > 1000)[-1] / rate  # espeak pads its WAV with silence
         assert end.speech_end == pytest.approx(lead + voiced_end, abs=0.15)
         assert end.at - end.speech_end == pytest.approx(0.6, abs=0.05)
-    # 8 s at 16 kHz = 250 windows per stream, 3 streams, but only one session.run per window step
+    # 8 s = 250 windows of 32 ms per stream, 3 streams at two line rates (VAD runs at each line rate):
+    # one batched session.run per rate per window step
     assert tick.vad_windows == 3 * 250
-    assert tick.vad_runs == 250
-    # the 16 kHz audio kept for STT is the stream resampled with a fresh resampler, sample for sample
+    assert tick.vad_runs == 2 * 250
+    # the analysed audio kept for STT is the caller's line audio itself (no resampling at 8 kHz)
     s = tick.stream("g711")
-    assert s.audio16k.available == s.audio16k.capacity  # 2 s ring, full
+    assert s.speech_rate == 8000 and s.resampler is None
+    assert s.speech.available == s.speech.capacity  # 2 s ring, full
     assert s.inbound.dropped == 0
 
 
@@ -101,10 +103,9 @@ def test_late_tick_catches_up_and_streams_come_and_go(tick_model, speech_8k):
     tick.push_rx("a", speech_8k[:480])  # 60 ms arrived before the tick ran
     tick.process(0.06)
     s = tick.stream("a")
-    assert s.inbound.available == 0 and s.audio16k.available == 960
-    assert s.samples16k == 512  # one full window analysed, the rest pending
-    ref = Resampler(8000, 16000).process(speech_8k[:480])
-    np.testing.assert_array_equal(s.audio16k.peek(960), ref)
+    assert s.inbound.available == 0 and s.speech.available == 480
+    assert s.samples_analysed == 256  # one full 8 kHz window analysed, the rest pending
+    np.testing.assert_array_equal(s.speech.peek(480), speech_8k[:480])
     slot = s.slot
     tick.remove_stream("a")
     assert tick.add_stream("b").slot == slot
@@ -125,3 +126,16 @@ def test_pull_tx_pads_with_silence_and_counts(tick_model):
     assert not tick.stream("x").agent_speaking
     tick.push_tx("x", np.ones(1000, np.int16))
     assert tick.flush_tx("x") == 1000 and tick.stream("x").tx_flushed == 1000
+
+
+def test_rates_the_model_lacks_are_resampled_to_16k(tick_model, speech_8k):
+    tick = MediaTick(tick_model)
+    s = tick.add_stream("wide", in_rate=48000)
+    assert (s.speech_rate, s.window) == (16000, 512) and s.resampler is not None
+    pcm48 = Resampler(8000, 48000).process(speech_8k[:800])  # 100 ms: the 5 frames one tick takes
+    tick.push_rx("wide", pcm48)
+    tick.process(0.1)
+    ref = Resampler(48000, 16000).process(pcm48)
+    assert s.speech.available == len(ref) == 1600
+    np.testing.assert_array_equal(s.speech.peek(1600), ref)
+    assert s.samples_analysed == 3 * 512

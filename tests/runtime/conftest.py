@@ -17,12 +17,12 @@ from agents.providers.pocketsphinx_stt import PocketsphinxSTT
 from agents.providers.sphinx_pool import DecoderPool
 from agents.voices import VoiceCatalog
 from api.models.agents import DEFAULTS
+from sipcore.loopback import RATE, LoopbackCall
 from store import calls as call_store
 from store import orgs
 from switchboard.media_loop import MediaLoop
 from switchboard.session import CallSession, SessionDeps
 from tests.agents.agent_speech import utterance
-from tests.runtime.loopback import RATE, LoopbackCall
 
 _POOL: DecoderPool | None = None
 _VOICES: VoiceCatalog | None = None

@@ -1,11 +1,12 @@
-"""A loopback engine call for runtime tests: the caller's audio is scripted and delivered in real time,
-and the agent's audio is drained in real time into what the caller heard. Implements sipcore's Call."""
+"""An in-process loopback engine call (no network) for runtime tests and benchmarks: the caller's audio is
+scripted and delivered in real time, and the agent's audio is drained in real time into what the caller
+heard. Implements sipcore's Call."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
@@ -31,6 +32,7 @@ class LoopbackCall(Call):
         self._events: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._script: list[np.ndarray] = []
         self._rx_clock: float | None = None
+        self.rx_started_at: float | None = None  # wall time of the caller's first sample
         self._rx_due = 0.0
         self._noise = np.random.default_rng(7)
         self.heard: list[np.ndarray] = []  # what the caller heard, in order (agent audio and gaps)
@@ -39,6 +41,7 @@ class LoopbackCall(Call):
         self._end: CallEnd | None = None
         self._ended = asyncio.Event()
         self._answered_at: float | None = None
+        self.on_write: Callable[[np.ndarray], None] | None = None  # sees each block the engine is handed
         self.dtmf_sent: list[str] = []
         self.transfers: list[str] = []
 
@@ -125,7 +128,7 @@ class LoopbackCall(Call):
     def read_pcm(self) -> np.ndarray:
         now = time.monotonic()
         if self._rx_clock is None:
-            self._rx_clock = now
+            self._rx_clock = self.rx_started_at = now
         self._rx_due += (now - self._rx_clock) * RATE
         self._rx_clock = now
         n = int(self._rx_due)
@@ -146,6 +149,8 @@ class LoopbackCall(Call):
     def write_pcm(self, pcm: np.ndarray) -> int:
         self._drain_tx()
         self._tx_queue.append(pcm.copy())
+        if self.on_write is not None:
+            self.on_write(pcm)
         return len(pcm)
 
     def flush_tx(self) -> None:

@@ -1,7 +1,9 @@
 """pocketsphinx decoders and phrase grammars, shared by every recognition stream.
 
 Decoders cost 0.4–0.7 s and ~90 MiB each to create (LAB.md), so `DecoderPool` creates them lazily on its
-own threads up to a bound, reuses them, and lends one to a stream for the length of one utterance.
+own threads up to a bound, reuses them, and lends one to a stream for the length of one utterance. Each
+decoder runs in its own child process (sphinx_worker.RemoteDecoder): pocketsphinx holds the GIL for a
+whole decode and would otherwise stall the event loop and the media tick.
 Expected phrases become a JSGF grammar (`build_grammar`), added to a decoder once (~0.4 ms) and kept
 in a small LRU of searches per decoder.
 """
@@ -91,8 +93,9 @@ class DecoderPool:
     """At most `size` decoders, created on demand in an executor and reused; `acquire()` waits for one."""
 
     def __init__(self, size: int = 2, *, executor: concurrent.futures.Executor | None = None,
-                 **config: Any) -> None:
+                 isolated: bool = True, **config: Any) -> None:
         self.size = size
+        self.isolated = isolated  # decoders in child processes (the server); False: in-process
         # own threads by default: decoding never waits behind (or starves) other executor work
         self._own_executor = executor is None
         self.executor = executor or concurrent.futures.ThreadPoolExecutor(size, thread_name_prefix="stt")
@@ -105,10 +108,15 @@ class DecoderPool:
         self._dict_cache: dict[str, bool] = {}
 
     def _create(self) -> PooledDecoder:
-        import pocketsphinx
-
         t = time.perf_counter()
-        d = PooledDecoder(pocketsphinx.Decoder(**self.config))
+        if self.isolated:
+            from .sphinx_worker import RemoteDecoder
+
+            d = PooledDecoder(RemoteDecoder(self.config))
+        else:
+            import pocketsphinx
+
+            d = PooledDecoder(pocketsphinx.Decoder(**self.config))
         self.creation_seconds.append(time.perf_counter() - t)
         return d
 
@@ -135,11 +143,15 @@ class DecoderPool:
     def release(self, d: PooledDecoder, *, broken: bool = False) -> None:
         if not broken:
             self._idle.append(d)
+        else:
+            _close(d)
         if self._slots is not None:
             self._slots.release()
 
     def close(self) -> None:
-        """Drop idle decoders and stop the pool's own threads."""
+        """Drop idle decoders (ending their processes) and stop the pool's own threads."""
+        for d in self._idle:
+            _close(d)
         self._idle.clear()
         if self._own_executor:
             self.executor.shutdown(wait=False, cancel_futures=True)
@@ -168,6 +180,15 @@ class DecoderPool:
         if g and g.unknown:
             log.warning("STT phrases with words outside the dictionary were dropped: %s", g.unknown)
         return g
+
+
+def _close(d: PooledDecoder) -> None:
+    close = getattr(d.decoder, "close", None)
+    if close is not None:
+        try:
+            close()
+        except Exception:
+            log.exception("closing a pocketsphinx decoder failed")
 
 
 MIN_COVERAGE = 0.6

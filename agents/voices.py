@@ -1,4 +1,8 @@
-"""The voice catalog: the local espeak-ng voices (always there, no account needed), then cloud voices."""
+"""The voice catalog: the local espeak-ng voices (always there, no account needed), then cloud voices.
+
+Cloud voices (OpenAI speech, ElevenLabs premade voices) are in the catalog so that agents may name them;
+the API lists them to an organization only when it holds that provider's key (`search(available=)`), and
+a call whose organization has no key speaks with a local voice instead (agents.providers.registry)."""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import logging
 import re
 import shutil
 import subprocess
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
@@ -23,6 +28,11 @@ class Voice:
     gender: str
     description: str
     engine_voice: str  # what the provider is asked for (espeak-ng: "-v" argument)
+
+    @property
+    def cloud(self) -> bool:
+        """Needs a provider key (anything but the local espeak-ng voices)."""
+        return self.provider != "espeak"
 
     def public(self) -> dict[str, str]:
         data = asdict(self)
@@ -53,27 +63,71 @@ def parse_espeak_voices(text: str) -> list[Voice]:
     return voices
 
 
+# OpenAI speech voices (`voice` of /v1/audio/speech); all speak every language the model does.
+_OPENAI_VOICES = (
+    ("alloy", "neutral", "Balanced, even and clear."),
+    ("ash", "male", "Warm and direct."),
+    ("ballad", "male", "Soft and expressive (gpt-4o-mini-tts)."),
+    ("coral", "female", "Bright and friendly."),
+    ("echo", "male", "Calm and resonant."),
+    ("fable", "male", "Expressive, British-sounding narrator."),
+    ("nova", "female", "Energetic and upbeat."),
+    ("onyx", "male", "Deep and authoritative."),
+    ("sage", "female", "Gentle and measured."),
+    ("shimmer", "female", "Light and warm."),
+    ("verse", "male", "Versatile and lively (gpt-4o-mini-tts)."),
+)
+
+# ElevenLabs premade voices (the ids are public and stable); multilingual with the v2.5 models.
+_ELEVENLABS_VOICES = (
+    ("rachel", "Rachel", "21m00Tcm4TlvDq8ikWAM", "female", "Calm, young American woman; narration."),
+    ("domi", "Domi", "AZnzlk1XvdvUeBnXmlld", "female", "Strong, confident American woman."),
+    ("sarah", "Sarah", "EXAVITQu4vr4xnSDxMaL", "female", "Soft, young American woman; news."),
+    ("elli", "Elli", "MF3mGyEYCl7XYWbV9V6O", "female", "Emotional, young American woman."),
+    ("antoni", "Antoni", "ErXwobaYiN019PkySvjV", "male", "Well-rounded young American man."),
+    ("josh", "Josh", "TxGEqnHWrfWFTfGW9XjX", "male", "Deep, young American man."),
+    ("arnold", "Arnold", "VR6AewLTigWg4xSOukaG", "male", "Crisp, middle-aged American man."),
+    ("adam", "Adam", "pNInz6obpgDQGcFmaJgB", "male", "Deep, middle-aged American man; narration."),
+    ("george", "George", "JBFqnCBsd6RMkjVDRZzb", "male", "Warm, middle-aged British man."),
+)
+
+
+def cloud_voices() -> list[Voice]:
+    """The cloud voices Switchboard knows, with `provider` naming the provider key they need."""
+    voices = [Voice(f"openai-{name}", f"{name.capitalize()} (OpenAI)", "openai", "multilingual", gender,
+                    f"OpenAI text-to-speech voice. {desc} Needs an OpenAI provider key.", name)
+              for name, gender, desc in _OPENAI_VOICES]
+    voices += [Voice(f"elevenlabs-{slug}", f"{name} (ElevenLabs)", "elevenlabs", "multilingual", gender,
+                     f"ElevenLabs premade voice. {desc} Needs an ElevenLabs provider key.", voice_id)
+               for slug, name, voice_id, gender, desc in _ELEVENLABS_VOICES]
+    return voices
+
+
 class VoiceCatalog:
     def __init__(self, voices: list[Voice]) -> None:
         self._voices = {v.voice_id: v for v in voices}
 
     @classmethod
     def load_local(cls) -> VoiceCatalog:
-        """Blocking (runs espeak-ng once, ~20 ms): call at start-up, before or off the event loop."""
+        """The local espeak-ng voices, plus the cloud voices (listed per organization: see `search`).
+        Blocking (runs espeak-ng once, ~20 ms): call at start-up, before or off the event loop."""
         exe = shutil.which("espeak-ng")
         if exe is None:
             log.warning("espeak-ng is not installed: no local voices (run scripts/install-system-deps.sh)")
-            return cls([])
+            return cls(cloud_voices())
         out = subprocess.run([exe, "--voices"], capture_output=True, text=True, timeout=10, check=True).stdout
-        return cls(parse_espeak_voices(out))
+        return cls(parse_espeak_voices(out) + cloud_voices())
 
     def get(self, voice_id: str) -> Voice | None:
         return self._voices.get(voice_id)
 
     def search(self, provider: str | None = None, language: str | None = None,
-               gender: str | None = None) -> list[Voice]:
+               gender: str | None = None, *, available: Collection[str] | None = None) -> list[Voice]:
+        """Filtered voices; `available`: the cloud providers usable (keys held) — None means all."""
         out = []
         for v in self._voices.values():
+            if available is not None and v.cloud and v.provider not in available:
+                continue
             if provider and v.provider != provider.lower():
                 continue
             if gender and v.gender != gender.lower():

@@ -21,3 +21,9 @@ async def find(db: DB, org_id: UUID, provider_type: str, provider_name: str) -> 
         " ORDER BY is_default DESC, created_at DESC LIMIT 1",
         org_id, provider_type, provider_name,
     )
+
+
+async def names(db: DB, org_id: UUID) -> set[str]:
+    """The providers the organization holds a key for (any type)."""
+    rows = await db.fetch("SELECT DISTINCT provider_name FROM provider_keys WHERE org_id = $1", org_id)
+    return {r["provider_name"] for r in rows}

@@ -1,0 +1,187 @@
+"""Speech-to-text of whole utterances with OpenAI's transcription endpoint (and Groq's compatible one).
+
+The conversation hands the recogniser one finished utterance at a time (push, then `flush()`), which is
+exactly the shape of `POST {base_url}/audio/transcriptions`: each flushed utterance becomes a 16 kHz mono
+16-bit WAV sent as multipart through `client.audio.transcriptions.create(file=, model=, ...)`, and its
+`text` is the utterance's final `Transcript`. Groq speaks the same protocol at
+`https://api.groq.com/openai/v1` (models `whisper-large-v3`, `whisper-large-v3-turbo`), so the same class
+serves both with another `base_url`, key and model.
+
+Utterances are transcribed one at a time, in order (the conversation pairs finals with utterances in
+order). A retryable failure (429, 5xx, connection) is retried within the policy's budget — the request is
+idempotent and nothing was produced yet. The agent's expected phrases go in `prompt` as vocabulary hints.
+There are no interim results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import time
+import wave
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from .base import ProviderError, SpeechStream, SpeechToText, Transcript
+from .openai_llm import classify
+from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry, is_transport_error, transport_error
+
+SAMPLE_RATE = 16000
+DEFAULT_MODEL = "gpt-4o-mini-transcribe"
+GROQ_BASE_URL = "https://api.groq.com/openai/v1"
+GROQ_MODEL = "whisper-large-v3"
+_MIN_SAMPLES = SAMPLE_RATE // 10  # the endpoint refuses audio shorter than 0.1 s
+_MAX_SAMPLES = 120 * SAMPLE_RATE  # ~3.8 MB of WAV, well under the 25 MB upload limit
+_PROMPT_CHARS = 800  # Whisper reads only the last ~224 tokens of a prompt
+
+
+def to_wav(pcm16k: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm16k.astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def language_code(language: str | None) -> str | None:
+    """BCP-47 (`en-US`) → the ISO-639-1 code the endpoint takes (`en`)."""
+    if not language or language == "multilingual":
+        return None
+    return language.split("-")[0].lower()
+
+
+class OpenAISTT(SpeechToText):
+    def __init__(self, *, api_key: str, model: str = DEFAULT_MODEL, base_url: str | None = None,
+                 language: str | None = None, provider: str = "openai", timeout: float = 15.0,
+                 policy: RetryPolicy = DEFAULT_POLICY, client: Any | None = None) -> None:
+        import openai
+
+        self.model, self.language, self.provider, self.policy = model, language_code(language), provider, policy
+        self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
+                                                   max_retries=0)
+
+    def stream(self, *, phrases: Sequence[str] | None = None) -> OpenAISpeechStream:
+        return OpenAISpeechStream(self, list(phrases or ()))
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def transcribe(self, pcm16k: np.ndarray, prompt: str | None = None) -> str:
+        """One utterance → its text (one request, no retry)."""
+        import openai
+
+        kwargs: dict[str, Any] = {"model": self.model, "file": ("utterance.wav", to_wav(pcm16k), "audio/wav"),
+                                  "response_format": "json"}
+        if self.language:
+            kwargs["language"] = self.language
+        if prompt:
+            kwargs["prompt"] = prompt
+        try:
+            result = await self.client.audio.transcriptions.create(**kwargs)
+        except openai.OpenAIError as e:
+            err = classify(e)
+            err.provider = self.provider
+            raise err from e
+        except Exception as e:
+            if not is_transport_error(e):
+                raise
+            raise transport_error(e, provider=self.provider) from e
+        text = getattr(result, "text", result)
+        return (text if isinstance(text, str) else "").strip()
+
+
+_FLUSH, _END = "flush", "end"
+
+
+class OpenAISpeechStream(SpeechStream):
+    def __init__(self, stt: OpenAISTT, phrases: list[str]) -> None:
+        self._stt = stt
+        prompt = ", ".join(phrases)
+        self._prompt = prompt[:_PROMPT_CHARS] if prompt else None
+        self._ops: deque[np.ndarray | str] = deque()
+        self._wake = asyncio.Event()
+        self._events: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
+        self._input_ended = False
+        self._samples = 0
+        self._task = asyncio.get_running_loop().create_task(self._main(), name=f"stt-{stt.provider}")
+
+    def push_audio(self, pcm16k: np.ndarray) -> None:
+        if self._input_ended:
+            raise RuntimeError("push_audio after end_input")
+        if pcm16k.dtype != np.int16:
+            raise TypeError("push 16 kHz int16 audio")
+        self._ops.append(pcm16k.copy())
+        self._wake.set()
+
+    def flush(self) -> None:
+        self._ops.append(_FLUSH)
+        self._wake.set()
+
+    def end_input(self) -> None:
+        if not self._input_ended:
+            self._input_ended = True
+            self._ops.extend((_FLUSH, _END))
+            self._wake.set()
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    def __aiter__(self) -> AsyncIterator[Transcript]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[Transcript]:
+        while True:
+            ev = await self._events.get()
+            if ev is None:
+                return
+            if isinstance(ev, BaseException):
+                raise ev
+            yield ev
+
+    async def _main(self) -> None:
+        utt: list[np.ndarray] = []
+        utt_start = 0
+        try:
+            while True:
+                if not self._ops:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                op = self._ops.popleft()
+                if isinstance(op, np.ndarray):
+                    if not utt:
+                        utt_start = self._samples
+                    utt.append(op)
+                    self._samples += len(op)
+                elif op == _FLUSH:
+                    if not utt:
+                        continue  # like the local recogniser: no audio, no transcript
+                    audio = np.concatenate(utt)[-_MAX_SAMPLES:]
+                    utt = []
+                    t0 = time.perf_counter()
+                    text = ""
+                    if len(audio) >= _MIN_SAMPLES:
+                        text = await call_with_retry(lambda a=audio: self._stt.transcribe(a, self._prompt),
+                                                     self._stt.policy, what=f"{self._stt.provider} transcription")
+                    self._events.put_nowait(Transcript(
+                        text, True, utt_start * 1000 // SAMPLE_RATE, self._samples * 1000 // SAMPLE_RATE,
+                        (time.perf_counter() - t0) * 1000.0))
+                else:
+                    break
+        except asyncio.CancelledError:
+            raise
+        except ProviderError as e:
+            self._events.put_nowait(e)
+        except Exception as e:
+            self._events.put_nowait(ProviderError(f"{self._stt.provider} transcription failed: {e}",
+                                                  retryable=False, reason="error", provider=self._stt.provider))
+        finally:
+            self._events.put_nowait(None)

@@ -47,7 +47,13 @@ class CallIO(Protocol):
     def flush(self) -> int: ...
     def played_samples(self) -> int: ...
     def set_responding(self, on: bool) -> None: ...
-    def elapsed_ms(self) -> int: ...
+    def elapsed_ms(self) -> int:
+        """Call time now, in ms: the media tick's audio clock (the recording's timeline)."""
+        ...
+
+    def call_ms(self, t: float) -> int:
+        """A turn event's time (the tick's audio clock) as call time in ms."""
+        ...
     async def hangup(self, reason: str) -> None: ...
     async def transfer(self, target: str) -> None: ...
     async def send_dtmf(self, digits: str) -> None: ...
@@ -228,9 +234,11 @@ class Conversation:
         text = result.text.strip()
         if not text:
             return
-        end_ms = self.io.elapsed_ms() - int((self.clock() - (event.speech_end if event else stopped_at)) * 1000)
-        duration = int(((event.speech_end - event.speech_start) if event else 0) * 1000)
-        await self.io.save_turn({"role": "user", "content": text, "start_ms": max(0, end_ms - duration),
+        if event is not None and event.speech_end is not None:
+            start_ms, end_ms = self.io.call_ms(event.speech_start), self.io.call_ms(event.speech_end)
+        else:
+            start_ms = end_ms = self.io.elapsed_ms()
+        await self.io.save_turn({"role": "user", "content": text, "start_ms": max(0, start_ms),
                                  "end_ms": max(0, end_ms)})
         if self._reply is not None and not self._reply.done():
             await self._interrupt()  # a new question supersedes a reply still being prepared

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,10 +22,19 @@ KeyLookup = Callable[[str, str], Awaitable[str | None]]  # (provider_type, provi
 
 async def build_engine(agent: dict[str, Any], user_data: dict[str, Any], *, keys: KeyLookup,
                        knowledge: Callable[[str], Awaitable[str | None]] | None = None,
-                       allow_private_tools: bool = False) -> ResponseEngine:
-    """``llm`` → the OpenAI-compatible engine (an organization key, else the environment's); anything
-    else, or an ``llm`` with no way to reach a model, → the retrieval engine."""
+                       allow_private_tools: bool = False, call: dict[str, Any] | None = None) -> ResponseEngine:
+    """``llm`` → the OpenAI-compatible engine (an organization key, else the environment's); ``custom-llm``
+    → the customer's websocket (connecting as this returns; ``call``: the call's details for it, with
+    ``call_id``); anything else, or an ``llm`` with no way to reach a model, → the retrieval engine."""
     engine = agent.get("response_engine") or {}
+    if engine.get("type") == "custom-llm" and engine.get("llm_websocket_url"):
+        from .custom_llm import CustomLlmEngine
+
+        details = dict(call or {})
+        custom = CustomLlmEngine(engine["llm_websocket_url"], str(details.get("call_id") or uuid.uuid4()), details,
+                                 allow_private=allow_private_tools)
+        custom.start()
+        return custom
     if engine.get("type") == "llm":
         provider = (engine.get("llm_provider") or "openai").lower()
         default_base, env_var = LLM_PROVIDERS.get(provider, (None, f"{provider.upper()}_API_KEY"))

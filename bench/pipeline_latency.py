@@ -92,6 +92,9 @@ class LoopIO:
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.t0) * 1000)
 
+    def call_ms(self, t: float) -> int:
+        return int((t - self.t0) * 1000)
+
     async def hangup(self, reason: str) -> None:
         return None
 

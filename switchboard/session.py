@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from uuid import UUID
 from agents.conversation import Conversation
 from agents.factory import KeyLookup, build_engine
 from agents.providers.base import SpeechToText, TextToSpeech
+from agents.providers.registry import close_when, fallback_voice, make_stt, make_tts
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
@@ -48,7 +48,7 @@ class SessionIO:
     def __init__(self, session: CallSession) -> None:
         self.s = session
         self.sample_rate = session.call.sample_rate or 8000
-        self._t0 = time.monotonic()
+        self._elapsed = 0
         self._played = 0
 
     def play(self, pcm: Any) -> None:
@@ -70,7 +70,15 @@ class SessionIO:
             stream.response_active = on
 
     def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self._t0) * 1000)
+        stream = self.s.deps.media.stream(self.s.id)
+        if stream is not None:  # the tick's audio clock: caller samples analysed (the recording's timeline)
+            self._elapsed = int((stream.audio_time() - stream.started_at) * 1000)
+            return self._elapsed
+        return self._elapsed
+
+    def call_ms(self, t: float) -> int:
+        stream = self.s.deps.media.stream(self.s.id)
+        return int((t - stream.started_at) * 1000) if stream is not None else self._elapsed
 
     async def hangup(self, reason: str) -> None:
         await self.s.hangup(reason)
@@ -189,8 +197,24 @@ class CallSession:
             self.deps.voices.get(DEFAULT_VOICE_ID)
         user_data = self.row.get("user_data") or {}
         engine = await build_engine(agent, user_data, keys=self.deps.keys(self.row.get("org_id")),
-                                    allow_private_tools=self.deps.allow_private_tools)
-        return Conversation(agent, user_data, SessionIO(self), stt=self.deps.stt, tts=self.deps.tts,
+                                    allow_private_tools=self.deps.allow_private_tools,
+                                    call={"call_id": str(self.id), "agent_id": self.row.get("agent_id"),
+                                          "from_number": self.row.get("from_number"),
+                                          "to_number": self.row.get("to_number"),
+                                          "direction": self.row.get("direction"),
+                                          "metadata": self.row.get("metadata") or {}, "user_data": user_data})
+        # Cloud speech providers are per call (the organization's keys); local ones are process-wide.
+        keys = self.deps.keys(self.row.get("org_id"))
+        stt = await make_stt(agent.get("stt"), keys, local=self.deps.stt, language=agent.get("language"))
+        tts = self.deps.tts
+        if voice is not None:
+            tts = await make_tts(voice, keys, local=self.deps.tts, voice_settings=agent.get("voice_settings"))
+            if tts is self.deps.tts:
+                voice = fallback_voice(voice, self.deps.voices)
+        owned = [p for p in (stt, tts) if p is not self.deps.stt and p is not self.deps.tts]
+        if owned:
+            self._spawn(close_when(self.ended, owned), "close-providers")
+        return Conversation(agent, user_data, SessionIO(self), stt=stt, tts=tts,
                             engine=engine, voice=voice.engine_voice if voice else "en-us",
                             agent_name=self.row.get("agent_name") or "agent",
                             phrases=(agent.get("stt") or {}).get("phrases") or None)

@@ -1,0 +1,670 @@
+"""SIP load benchmark: N concurrent sipp calls with G.711 μ-law audio against ONE Switchboard worker.
+
+    python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--idle-seconds 10]
+
+The worker is the real thing, in THIS process on its own asyncio loop (uvloop when installed):
+``switchboard.telephony.Telephony`` with the baresip SIP engine, an embedded PostgreSQL (pgserver) in a
+temp dir with the migrations and the demo bootstrap, inbound routing of ``sip:demo@…``, one call
+session per call (call row first, answer, stereo recording, the demo agent's greeting spoken by
+espeak-ng subprocesses — real per-call work, kept) and the one shared 20 ms media tick (resampling,
+batched Silero VAD, endpointing, transmit pacing). So this process's CPU time (getrusage RUSAGE_SELF:
+every thread, the native baresip SIP/RTP/audio threads included) is the worker's CPU.
+
+The load is a separate ``sipp`` process: N calls to sip:demo@127.0.0.1:PORT at ``--rate`` calls/s
+(the engine's default INVITE flood limit is 20/s per source), each streaming a looped, padded espeak
+speech file as 8 kHz μ-law RTP (``rtp_stream``, 50 packets/s) until it sends BYE. Every call holds
+long enough that all N calls are up together for ``--seconds``: that is the STEADY window, in which
+CPU, RSS and frame delivery are measured. The idle worker (0 calls, same process, same run) is
+measured first as the reference.
+
+Definitions (also printed):
+- worker CPU % = Δ(user+sys CPU of this process) / Δwall × 100, i.e. % of ONE core; per call = that / N.
+  "net of idle" subtracts the idle reference. espeak-ng children (greetings, synthesised at answer, so
+  in the ramp) are shown apart, as are sipp and PostgreSQL (separate processes on the same 2 cores).
+- a tick's lateness = how long after its 20 ms slot (the MediaLoop's own schedule) it started.
+- frames on time = 20 ms frames the media tick handed to ``media`` during the steady window, counting
+  only ticks that started ≤ 20 ms after their slot (MediaLoop's own "late tick" bound),
+  ÷ frames the callers sent in that window (N × window / 20 ms; sipp sends 50 packets/s per call).
+- stream-ticks with audio = (stream, tick) reads that found ≥ 1 new frame ÷ all reads in the window.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy loads (as the Makefile exports it)
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import csv  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import resource  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import socket  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import wave  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import psutil  # noqa: E402
+
+HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIO = ROOT / "tests" / "support" / "scenarios" / "uac_tone.xml"
+PERIOD = 0.020
+SETTLE = 1.0  # s after the N-th call is on the tick before the steady window opens
+TAIL = 4.0  # s of hold after the steady window closes, before the first BYE
+SENTENCES = [
+    "Hello, I would like to book a table for two people tomorrow evening.",
+    "Yes, that is right.",
+    "Could you tell me when the pharmacy opens on Saturday morning?",
+    "My account number is four five six seven eight.",
+]
+
+log = logging.getLogger("bench.sip_load")
+
+
+# --------------------------------------------------------------------------- load material
+
+
+def free_port(span: int = 1, start: int = 0) -> int:
+    """A base port with ``span`` consecutive UDP+TCP ports free on loopback right now."""
+    rng = np.random.default_rng()
+    for _ in range(200):
+        base = int(start or rng.integers(20000, 60000 - span)) & ~1
+        start = 0
+        if all(_is_free(base + i) for i in range(span)):
+            return base
+    raise RuntimeError(f"no {span} free consecutive ports")
+
+
+def _is_free(port: int) -> bool:
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as s:
+            try:
+                s.bind((HOST, port))
+            except OSError:
+                return False
+    return True
+
+
+def make_speech_ulaw(workdir: Path) -> Path:
+    """An 8 kHz μ-law WAV (~20 s): espeak-ng sentences padded with 1.5 s of faint noise (sipp loops it)."""
+    from media.resample import Resampler
+
+    rng = np.random.default_rng(1)
+    parts = []
+    for text in SENTENCES:
+        out = subprocess.run(["espeak-ng", "--stdout", text], capture_output=True, check=True).stdout
+        with wave.open(io.BytesIO(out)) as w:
+            x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+            rate = w.getframerate()
+        parts.append(Resampler(rate, 8000).process(x))
+        parts.append(rng.normal(0, 60, 12000).astype(np.int16))
+    pcm = np.concatenate(parts)
+    pcm = np.clip(pcm.astype(np.int32) + rng.normal(0, 20, len(pcm)).astype(np.int32), -32768, 32767)
+    src = workdir / "speech16.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    dst = workdir / "speech.wav"
+    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
+    return dst
+
+
+def make_tone_ulaw(workdir: Path) -> Path:
+    """An 8 kHz μ-law WAV (20 s): a steady 440 Hz tone at -16 dBFS over faint noise (no speech for the agent)."""
+    rng = np.random.default_rng(2)
+    t = np.arange(20 * 8000) / 8000
+    pcm = 5000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 20, len(t))
+    src = workdir / "tone16.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(pcm.astype("<i2").tobytes())
+    dst = workdir / "tone.wav"
+    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
+    return dst
+
+
+def write_scenario(workdir: Path, wav: Path, hold_ms: int) -> Path:
+    text = SCENARIO.read_text()
+    subst = {"TO_USER": "demo", "UA": "sipp-bench", "HOLD_MS": str(hold_ms),
+             "MEDIA": f'<exec rtp_stream="{wav.name},-1,0"/>'}
+    for key, value in subst.items():
+        text = text.replace("{{" + key + "}}", value)
+    path = workdir / "uac_bench.xml"
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def _rss_kib() -> tuple[int, int]:
+    """(VmRSS, VmHWM) of this process in KiB."""
+    rss = hwm = 0
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def _tree_cpu(proc: psutil.Process | None) -> float:
+    """user+sys CPU seconds of a process and its live descendants (0 when gone)."""
+    if proc is None:
+        return 0.0
+    total = 0.0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _machine_busy() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        f = [int(x) for x in fh.readline().split()[1:9]]  # user … steal (guest is inside user)
+    return (sum(f) - f[3] - f[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def _threads_cpu() -> dict[str, float]:
+    """CPU seconds of this process's threads by group: the event loop (tick + sessions), baresip's re
+    thread (SIP + RTP receive, jitter buffers, decode), its per-call native audio threads (aumem
+    source/player, Audio TX: encode + send), executors and the rest."""
+    import threading
+
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = {}
+    me = os.getpid()
+    for tid in os.listdir(f"/proc/{me}/task"):
+        try:
+            with open(f"/proc/{me}/task/{tid}/stat") as fh:
+                raw = fh.read()
+        except OSError:
+            continue
+        comm = raw[raw.index("(") + 1 : raw.rindex(")")]
+        f = raw[raw.rindex(")") + 2 :].split()
+        group = _thread_group(int(tid) == me, names.get(int(tid)), comm)
+        out[group] = out.get(group, 0.0) + (int(f[11]) + int(f[12])) / tick
+    return out
+
+
+def _thread_group(main: bool, name: str | None, comm: str) -> str:
+    if main:
+        return "event loop"
+    if name == "baresip-re":
+        return "baresip re (SIP/RTP rx)"
+    if name is None and comm.startswith(("aumem", "Audio")):
+        return "baresip per-call audio"
+    if name is not None and name.startswith("stt"):
+        return "speech-to-text (pocketsphinx)"
+    if name is not None and name.startswith(("ThreadPoolExecutor", "asyncio")):
+        return "executors"
+    return "other"
+
+
+@dataclass
+class Snap:
+    wall: float
+    cpu: float  # this process, all threads
+    children: float  # reaped children (espeak-ng)
+    pg: float
+    sipp: float
+    rss_kib: int
+    machine: float  # busy CPU seconds of the whole machine
+    by_thread: dict[str, float]
+    threads: int
+    media: dict[str, float]
+    legs: int
+
+
+@dataclass
+class Probe:
+    """Takes snapshots and records every media tick in the steady window."""
+
+    tel: Any
+    pg_proc: psutil.Process | None
+    sipp_proc: psutil.Process | None = None
+    recording: bool = False
+    ticks: list[tuple[float, float, int, int, int]] = field(default_factory=list)  # lateness, busy, frames, empty, reads
+    rss_samples: list[int] = field(default_factory=list)
+
+    def snap(self) -> Snap:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        ch = resource.getrusage(resource.RUSAGE_CHILDREN)
+        st = self.tel.media.stats
+        rss, _ = _rss_kib()
+        return Snap(time.monotonic(), ru.ru_utime + ru.ru_stime, ch.ru_utime + ch.ru_stime, _tree_cpu(self.pg_proc),
+                    _tree_cpu(self.sipp_proc), rss, _machine_busy(), _threads_cpu(), psutil.Process().num_threads(),
+                    {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
+                                                         "busy_seconds", "max_lateness_ms")}, len(self.tel.media.legs))
+
+    def instrument(self) -> None:
+        """Wrap MediaLoop.step to time each tick against the loop's own 20 ms grid (see MediaLoop._run)."""
+        media = self.tel.media
+        step = media.step
+        stats = media.stats
+        loop = asyncio.get_running_loop()
+        state: dict[str, float | None] = {"slot": None}
+        ticks = self.ticks
+
+        def timed_step(now: float) -> None:
+            # Mirrors MediaLoop._run: slots every PERIOD; after a step that leaves it > 10 periods behind,
+            # the loop re-anchors its schedule at that moment (no burst).
+            t = loop.time()
+            slot = state["slot"]
+            lateness = 0.0 if slot is None else max(0.0, t - slot)
+            slot = t if slot is None else slot
+            if not self.recording:
+                step(now)
+            else:
+                f0, e0, r0 = stats.rx_frames, stats.rx_empty, stats.rx_reads
+                c0 = time.perf_counter()
+                step(now)
+                ticks.append((lateness, time.perf_counter() - c0, stats.rx_frames - f0,
+                              stats.rx_empty - e0, stats.rx_reads - r0))
+            nxt = slot + PERIOD
+            t_end = loop.time()
+            state["slot"] = t_end if t_end - nxt > 10 * PERIOD else nxt
+
+        media.step = timed_step
+
+    async def sample_rss(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.rss_samples.append(_rss_kib()[0])
+            try:
+                await asyncio.wait_for(stop.wait(), 0.5)
+            except TimeoutError:
+                pass
+
+
+def audio_health(tel: Any) -> dict[str, int]:
+    """Sum of the engine's per-call audio counters (bytes) over live calls: receive audio dropped
+    because the reader was too slow, transmit frames starved mid-audio."""
+    out = {"calls": 0, "rx_discarded": 0, "rx_dropped": 0, "tx_starved_frames": 0}
+    for call in tel.engine.calls():
+        native = getattr(call, "_native", None)
+        if native is None:
+            continue
+        try:
+            st = native.audio.stats()
+        except Exception:
+            continue
+        out["calls"] += 1
+        out["rx_discarded"] += st.rx_discarded_bytes
+        out["rx_dropped"] += st.rx_dropped_bytes
+        out["tx_starved_frames"] += st.tx_starved_frames
+    return out
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class Result:
+    args: argparse.Namespace
+    loop_name: str
+    idle: tuple[Snap, Snap] | None = None
+    ramp: tuple[Snap, Snap] | None = None
+    steady: tuple[Snap, Snap] | None = None
+    steady_calls: int = 0
+    all_up: bool = False
+    ticks: list[tuple[float, float, int, int, int]] = field(default_factory=list)
+    rss_steady: list[int] = field(default_factory=list)
+    peak_rss_kib: int = 0
+    health: dict[str, int] = field(default_factory=dict)
+    sipp_rc: int | None = None
+    sipp_stats: dict[str, str] = field(default_factory=dict)
+    sipp_err: str = ""
+    db_rows: list[dict[str, Any]] = field(default_factory=list)
+    db_metrics: dict[str, float] = field(default_factory=dict)
+    turns: dict[str, int] = field(default_factory=dict)
+    warnings: int = 0
+    run_seconds: float = 0.0
+
+
+class _Counter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
+class _Once(logging.Filter):
+    """Show each distinct warning once (a failing 20 ms tick would otherwise print 50 tracebacks/s)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: set[tuple[str, str]] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg))
+        if key in self.seen:
+            return False
+        self.seen.add(key)
+        return True
+
+
+async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Process | None) -> Result:
+    from agents.voices import VoiceCatalog
+    from store.crypto import SecretBox
+    from store.db import create_pool
+    from store.migrate import migrate
+    from switchboard.bootstrap import ensure_demo
+    from switchboard.config import Settings
+    from switchboard.telephony import Alias, Telephony
+
+    loop = asyncio.get_running_loop()
+    res = Result(args, f"{type(loop).__module__}.{type(loop).__name__}")
+    counter = _Counter()
+    logging.getLogger().addHandler(counter)
+    n, seconds = args.calls, args.seconds
+    ramp = n / args.rate
+    hold_ms = int((ramp + SETTLE + seconds + TAIL) * 1000)
+    wav = await loop.run_in_executor(None, make_speech_ulaw if args.audio == "speech" else make_tone_ulaw, tmp)
+    sf = write_scenario(tmp, wav, hold_ms)
+
+    sip_port = free_port()
+    rtp_span = max(400, 4 * n + 100)
+    rtp_min = free_port(rtp_span)
+    settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=sip_port, rtp_port_min=rtp_min,
+                        rtp_port_max=rtp_min + rtp_span - 1, max_calls=max(200, n + 10), worker_id="bench",
+                        api_host=HOST)
+    pool = await create_pool(dsn, max_size=10)
+    tel = None
+    sipp = None
+    t_start = time.monotonic()
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            first = await ensure_demo(conn)
+        voices = await loop.run_in_executor(None, VoiceCatalog.load_local)
+        tel = Telephony(settings, pool, SecretBox(settings.resolved_secret_key()), voices,
+                        aliases=[Alias("demo", first.org_id, first.demo_agent_id)])
+        await tel.start()
+        probe = Probe(tel, pg_proc)
+        probe.instrument()
+        stop_rss = asyncio.Event()
+        rss_task = loop.create_task(probe.sample_rss(stop_rss))
+
+        # 1. reference: the idle worker (engine, tick, DB pool up; 0 calls)
+        await asyncio.sleep(1.0)
+        a = probe.snap()
+        await asyncio.sleep(args.idle_seconds)
+        res.idle = (a, probe.snap())
+
+        # 2. the load: sipp in its own process group, bounded by `timeout`
+        sipp_port = free_port()
+        media_port = free_port(max(64, 4 * n + 16))
+        limit = int(ramp + hold_ms / 1000 + 60)
+        cmd = ["timeout", "-s", "KILL", str(limit), "sipp", "-sf", str(sf), "-i", HOST, "-p", str(sipp_port),
+               "-mp", str(media_port), "-m", str(n), "-l", str(n), "-r", f"{args.rate:g}", "-s", "demo",
+               "-recv_timeout", "30000", "-nostdin", "-trace_stat", "-stf", str(tmp / "sipp_stats.csv"),
+               "-fd", "1", f"{HOST}:{sip_port}"]
+        sipp = await asyncio.create_subprocess_exec(*cmd, cwd=str(tmp), stdin=subprocess.DEVNULL,
+                                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                                    start_new_session=True)
+        try:
+            probe.sipp_proc = psutil.Process(sipp.pid)
+        except psutil.Error:
+            pass
+        r0 = probe.snap()
+
+        # 3. ramp: until all N calls are on the media tick (or sipp ends / the ramp overruns)
+        await poll(lambda: len(tel.media.legs) >= n or sipp.returncode is not None, ramp + 30)
+        res.all_up = len(tel.media.legs) >= n
+        await asyncio.sleep(SETTLE)
+        r1 = probe.snap()
+        res.ramp = (r0, r1)
+
+        # 4. steady window: all calls up, `seconds` long (closes early if a call drops)
+        res.steady_calls = len(tel.media.legs)
+        probe.recording = True
+        s0 = probe.snap()
+        await poll(lambda: len(tel.media.legs) < res.steady_calls or sipp.returncode is not None, seconds)
+        probe.recording = False
+        s1 = probe.snap()
+        res.steady = (s0, s1)
+        res.health = audio_health(tel)
+        res.ticks = probe.ticks
+        res.rss_steady = [r for r in probe.rss_samples[-int(2 * (s1.wall - s0.wall)):]] or [s1.rss_kib]
+
+        # 5. let the calls end (BYE), then read sipp's and the database's account of them
+        try:
+            _, err = await asyncio.wait_for(sipp.communicate(), ramp + hold_ms / 1000 + 40)
+            res.sipp_err = err.decode(errors="replace")[-2000:]
+        except TimeoutError:
+            pass
+        res.sipp_rc = sipp.returncode
+        await poll(lambda: not tel.sessions, 20)
+        stop_rss.set()
+        await rss_task
+        res.peak_rss_kib = _rss_kib()[1]
+        res.sipp_stats = read_sipp_stats(tmp / "sipp_stats.csv")
+        rows = await pool.fetch("SELECT status, hangup_cause, disconnection_reason, count(*) AS n FROM calls "
+                                "GROUP BY 1, 2, 3 ORDER BY 4 DESC")
+        res.db_rows = [dict(r) for r in rows]
+        m = await pool.fetchrow(
+            "SELECT count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,"
+            " coalesce(sum((metrics->>'rx_packets')::bigint), 0) AS rx_packets,"
+            " coalesce(sum((metrics->>'packets_lost')::bigint), 0) AS lost,"
+            " coalesce(sum((metrics->>'duration_seconds')::float), 0) AS seconds,"
+            " coalesce(max((metrics->>'jitter_ms')::float), 0) AS max_jitter FROM calls")
+        res.db_metrics = {k: float(v) for k, v in dict(m).items()}
+        turns = await pool.fetch("SELECT role, count(*) AS n FROM transcript_turns GROUP BY 1 ORDER BY 1")
+        res.turns = {r["role"]: r["n"] for r in turns}
+    finally:
+        if sipp is not None and sipp.returncode is None:
+            try:
+                os.killpg(sipp.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            await sipp.wait()
+        if tel is not None:
+            await tel.stop()
+        await pool.close()
+        logging.getLogger().removeHandler(counter)
+        res.warnings = counter.count
+        res.run_seconds = time.monotonic() - t_start
+    return res
+
+
+async def poll(done: Any, limit: float) -> bool:
+    """Wait until ``done()`` is true (checked every 50 ms) or ``limit`` seconds pass."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit
+    while not done():
+        if loop.time() >= end:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+def read_sipp_stats(path: Path) -> dict[str, str]:
+    try:
+        with open(path, newline="") as fh:
+            rows = list(csv.reader(fh, delimiter=";"))
+    except OSError:
+        return {}
+    if len(rows) < 2:
+        return {}
+    return dict(zip(rows[0], rows[-1], strict=False))
+
+
+# --------------------------------------------------------------------------- report
+
+
+def report(res: Result) -> None:
+    a = res.args
+    n = a.calls
+    print(f"\n== bench-sip: {n} sipp calls (G.711 μ-law, 50 pps each way) → ONE worker, event loop {res.loop_name}, "
+          f"{os.cpu_count()} cores ==")
+
+    st = res.sipp_stats
+    created = st.get("TotalCallCreated", "?")
+    ok = st.get("SuccessfulCall(C)", "?")
+    failed = st.get("FailedCall(C)", "?")
+    answered_db = int(res.db_metrics.get("answered", 0))
+    print(f"calls    attempted {created}  answered {answered_db} (calls table)  "
+          f"completed by sipp {ok}  failed by sipp {failed}  sipp rc {res.sipp_rc}")
+    print("         calls table: " + ", ".join(f"{r['n']} {r['status']}/{r['hangup_cause']}/{r['disconnection_reason']}"
+                                           for r in res.db_rows))
+    print(f"         caller audio: {a.audio}; transcript turns written: "
+          + (", ".join(f"{v} {k}" for k, v in res.turns.items()) or "none"))
+    if res.sipp_rc not in (0, None) and res.sipp_err.strip():
+        print("         sipp stderr (tail): " + res.sipp_err.strip().splitlines()[-1][:200])
+
+    if res.idle is None or res.steady is None or res.ramp is None:
+        print("run incomplete: no steady window")
+        return
+    i0, i1 = res.idle
+    s0, s1 = res.steady
+    r0, r1 = res.ramp
+    idle_w, steady_w, ramp_w = i1.wall - i0.wall, s1.wall - s0.wall, r1.wall - r0.wall
+    idle_pct = (i1.cpu - i0.cpu) / idle_w * 100
+    steady_pct = (s1.cpu - s0.cpu) / steady_w * 100
+    calls = res.steady_calls or 1
+    per_call = steady_pct / calls
+    net_per_call = (steady_pct - idle_pct) / calls
+    print(f"steady   {steady_w:.1f} s with {res.steady_calls} calls up"
+          f"{'' if res.all_up else f'  (NOT all {n} calls came up)'}")
+    print(f"CPU      worker {steady_pct:.1f} % of one core = {per_call:.2f} % per call "
+          f"(net of idle {net_per_call:.2f} % per call)   target ≤ 1.5 % per call: "
+          f"{'MET' if per_call <= 1.5 else 'MISSED'}")
+    groups = sorted(set(s1.by_thread) | set(s0.by_thread))
+    split = {g: s1.by_thread.get(g, 0.0) - s0.by_thread.get(g, 0.0) for g in groups}
+    print("         by thread: " + ", ".join(f"{g} {v / steady_w * 100:.1f} %" for g, v in
+                                           sorted(split.items(), key=lambda kv: -kv[1]) if v > 0.001)
+          + "  (threads that ended in the window are missing)")
+    print(f"         reference, idle worker 0 calls over {idle_w:.1f} s: {idle_pct:.2f} % of one core")
+    print(f"         ramp ({ramp_w:.1f} s, calls answered + greetings synthesised): worker "
+          f"{(r1.cpu - r0.cpu) / ramp_w * 100:.1f} %, espeak-ng children "
+          f"{(r1.children - r0.children) / ramp_w * 100:.1f} % of one core")
+    print(f"         same cores, other processes during steady: sipp {(s1.sipp - s0.sipp) / steady_w * 100:.1f} %, "
+          f"PostgreSQL {(s1.pg - s0.pg) / steady_w * 100:.1f} %, espeak-ng "
+          f"{(s1.children - s0.children) / steady_w * 100:.1f} %")
+    other = (s1.machine - s0.machine) - sum(getattr(s1, k) - getattr(s0, k) for k in ("cpu", "children", "pg", "sipp"))
+    print(f"         machine: {(s1.machine - s0.machine) / steady_w * 100:.0f} % busy of {os.cpu_count() * 100} %; "
+          f"unrelated processes {max(0.0, other) / steady_w * 100:.0f} %"
+          + ("  ← other work competed for the cores: rerun on a quiet machine" if other / steady_w > 0.25 else ""))
+    rss = np.array(res.rss_steady) / 1024
+    print(f"RSS      steady {rss.mean():.0f} MiB (idle {i1.rss_kib / 1024:.0f} MiB, "
+          f"+{(rss.mean() - i1.rss_kib / 1024) / calls:.2f} MiB per call), peak {res.peak_rss_kib / 1024:.0f} MiB; "
+          f"threads {s1.threads} (idle {i1.threads})")
+
+    m0, m1 = s0.media, s1.media
+    ticks = np.array([t[0] for t in res.ticks]) * 1000 if res.ticks else np.zeros(1)
+    busy = np.array([t[1] for t in res.ticks]) * 1000 if res.ticks else np.zeros(1)
+    nt = int(m1["ticks"] - m0["ticks"])
+    print(f"tick     {nt} ticks in the window (expected {steady_w / PERIOD:.0f}); "
+          f"late (> 20 ms after slot): {int(m1['late_ticks'] - m0['late_ticks'])} by MediaLoop.stats, "
+          f"{int((ticks > 20).sum())} by slot timing; lateness p50 {np.percentile(ticks, 50):.2f} / "
+          f"p99 {np.percentile(ticks, 99):.2f} / max {ticks.max():.2f} ms "
+          f"(MediaLoop.stats max_lateness_ms over the run {res.steady[1].media.get('max_lateness_ms', 0) or 0:.1f})")
+    print(f"         tick busy p50 {np.percentile(busy, 50):.2f} / p99 {np.percentile(busy, 99):.2f} / "
+          f"max {busy.max():.2f} ms (mean {(m1['busy_seconds'] - m0['busy_seconds']) / max(nt, 1) * 1000:.2f} ms = "
+          f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, wall time inside steps)")
+
+    sent = calls * steady_w / PERIOD
+    frames = sum(t[2] for t in res.ticks)
+    on_time = sum(t[2] for t in res.ticks if t[0] <= PERIOD)
+    reads = sum(t[4] for t in res.ticks)
+    empty = sum(t[3] for t in res.ticks)
+    frac = on_time / sent if sent else 0.0
+    print(f"frames   on time {on_time}/{sent:.0f} = {frac * 100:.2f} %   target ≥ 99 %: "
+          f"{'MET' if frac >= 0.99 else 'MISSED'}   (all delivered in window {frames}, "
+          f"{frames / sent * 100 if sent else 0:.2f} %)")
+    print(f"         stream-ticks with ≥ 1 new frame: {reads - empty}/{reads} = "
+          f"{(reads - empty) / reads * 100 if reads else 0:.2f} %")
+    h = res.health
+    if h:
+        print(f"         engine audio counters at window end ({h['calls']} calls): rx discarded (reader too slow) "
+              f"{h['rx_discarded'] // 320} frames, rx dropped {h['rx_dropped'] // 320} frames, "
+              f"tx starved {h['tx_starved_frames']} frames")
+    dm = res.db_metrics
+    if dm.get("seconds"):
+        print(f"RTP      whole calls (calls.metrics): {int(dm['rx_packets'])} packets received by the engine over "
+              f"{dm['seconds']:.0f} answered call-seconds = {dm['rx_packets'] / (dm['seconds'] * 50) * 100:.2f} % of "
+              f"50/s; lost {int(dm['lost'])}; max jitter {dm['max_jitter']:.1f} ms")
+    print(f"run      {res.run_seconds:.0f} s; {res.warnings} warning/error log records (each distinct one shown once)")
+    print("definitions: CPU % = Δ(user+sys of this process, all threads incl. native baresip) / Δwall, one core = "
+          "100 %. Frames on time = 20 ms frames read into media by ticks that started ≤ 20 ms after their "
+          "slot, ÷ N × window / 20 ms (what the callers sent). A stream-tick = one call read on one tick.")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--calls", type=int, default=100, help="concurrent calls N")
+    ap.add_argument("--seconds", type=float, default=30.0, help="steady window T with all N calls up")
+    ap.add_argument("--rate", type=float, default=10.0, help="new calls per second (engine allows 20/s)")
+    ap.add_argument("--idle-seconds", type=float, default=None, help="idle reference window (default min(T, 10))")
+    ap.add_argument("--audio", choices=("tone", "speech"), default="tone",
+                    help="what callers send: espeak sentences + pauses (the agent hears, transcribes and "
+                         "answers), or a steady tone (the agent only listens)")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log INFO from the worker")
+    args = ap.parse_args()
+    if args.idle_seconds is None:
+        args.idle_seconds = min(args.seconds, 10.0)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Once())
+    for tool in ("sipp", "sox", "espeak-ng", "timeout"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (scripts/install-system-deps.sh --test)")
+    from store.db import embedded_database_url
+
+    with tempfile.TemporaryDirectory(prefix="sbsip", dir="/tmp") as tmpname:
+        tmp = Path(tmpname)
+        print(f"starting embedded PostgreSQL in {tmp} …", flush=True)
+        dsn = embedded_database_url(tmp)
+        import pgserver
+
+        server = pgserver.get_server(tmp / "postgres")
+        pg_proc = None
+        try:
+            pg_proc = psutil.Process(server.get_pid())
+        except (psutil.Error, TypeError, ValueError):
+            pass
+        try:
+            loop_factory = None
+            try:
+                import uvloop
+
+                loop_factory = uvloop.new_event_loop
+            except ImportError:
+                pass
+            print(f"starting the worker; {args.calls} calls at {args.rate:g}/s, steady window {args.seconds:g} s "
+                  f"(idle reference {args.idle_seconds:g} s first) …", flush=True)
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                res = runner.run(run(args, tmp, dsn, pg_proc))
+        finally:
+            server.cleanup()
+    report(res)
+
+
+if __name__ == "__main__":
+    main()

@@ -56,6 +56,9 @@ from sipcore.registration import RegistrationFailure, RegistrationSupervisor
 from sipcore.sipheaders import parse_name_addr, parse_via_source
 
 logger = logging.getLogger(__name__)
+# A peer's REFER never makes us dial: the engine answers it 603. Transfers are ours to start
+# (POST /calls/{id}/transfer, the agent's transfer tool), never the remote party's.
+TRANSFER_POLICY = "reject"
 
 _EXPOSED_HEADERS = ("User-Agent", "Via", "To", "From")
 # What this baresip version can put on the wire for an inbound rejection.
@@ -157,6 +160,7 @@ class BaresipEngine(Engine):
                 reg_interval=0,
                 extra_params=("catchall=yes",),
             ),
+            transfer_policy=TRANSFER_POLICY,
         )
         self._catchall.on_incoming(self._on_incoming)
         rt.subscribe(self._buffer_early_event)
@@ -224,7 +228,7 @@ class BaresipEngine(Engine):
                 audio_codecs=config.codecs,
                 auth_user=config.auth_user,
             )
-            ua = await bs.UserAgent.create(rt, account)
+            ua = await bs.UserAgent.create(rt, account, transfer_policy=TRANSFER_POLICY)
         except (ValueError, bs.BaresipError) as exc:
             raise EngineError(f"account rejected: {exc}") from exc
         handle = AccountHandle(self._next_account, config)

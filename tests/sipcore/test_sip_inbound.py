@@ -279,3 +279,31 @@ async def test_dtmf_in_from_sipp_rfc4733(engine: BaresipEngine, workdir: Path) -
         digits = [e.digit async for e in incoming.call.events() if isinstance(e, DtmfReceived)]
         assert (await sipp.wait(10)).rc == 0
     assert digits == ["1"]
+
+
+async def test_a_peers_refer_never_makes_us_dial(engine: BaresipEngine, workdir: Path) -> None:
+    """An unknown caller asks us to transfer it to a premium number: refused (NOTIFY sipfrag 603), nothing
+    dialled."""
+    answerer = Answerer()
+    engine.set_incoming_handler(answerer)
+    received: list[bytes] = []
+
+    class Target(asyncio.DatagramProtocol):  # where the REFER points: it must hear nothing
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.append(data)
+
+    transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(Target, local_addr=(HOST, 0))
+    port = transport.get_extra_info("sockname")[1]
+    sf = scenario("uac_refer.xml", workdir, TO_USER="+15551112222", UA="sipp-test", HOLD_MS="800",
+                  REFER_TO=f"sip:+19005550000@{HOST}:{port}")
+    try:
+        async with running(sipp_to(engine, sf, "-m", "1"), cwd=workdir, limit=20, name="sipp") as sipp:
+            result = await sipp.wait(15)
+        assert result.rc == 0, result.stdout[-6000:]  # the REFER got its 603 and the call ended normally
+        incoming = answerer.calls.get_nowait()
+        await asyncio.wait_for(incoming.call.wait_ended(), 5)
+        await asyncio.sleep(0.5)
+        assert received == []  # no INVITE ever went to the Refer-To target
+        assert engine.active_call_count == 0
+    finally:
+        transport.close()

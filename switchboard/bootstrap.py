@@ -1,11 +1,15 @@
-"""First start: a demo organization, its API key (printed once) and a demo agent."""
+"""First start: a demo organization, its API key (printed once), a demo agent and its demo knowledge base
+(about Switchboard itself; ingested in the background by the knowledge service, not here)."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from uuid import UUID
 
+from agents.knowledge.demo import DEMO_KB_NAME, DEMO_PHRASES, DEMO_TEXTS
 from store import agents as agent_store
+from store import knowledge as kb_store
 from store import orgs
 from store.types import DB
 
@@ -18,7 +22,7 @@ DEMO_AGENT_CONFIG = {
     "voice_id": "espeak-en-us",
     "language": "en-US",
     "response_engine": {"type": "retrieval", "fallback_message": "Sorry, I don't know that yet."},
-    "stt": {"provider": "local"},
+    "stt": {"provider": "local", "phrases": DEMO_PHRASES},
     "begin_message": "Hello! This is the Switchboard demo agent. Ask me what Switchboard does.",
     "first_speaker": "agent",
     "interruptible": True,
@@ -32,6 +36,7 @@ class FirstStart:
     org_id: object
     api_key: str | None  # plain key, only when created now
     demo_agent_id: object
+    demo_kb_id: UUID | None = None
 
 
 async def ensure_demo(db: DB) -> FirstStart:
@@ -43,6 +48,22 @@ async def ensure_demo(db: DB) -> FirstStart:
         _record, plain = await orgs.create_api_key(db, org["id"], "demo (created at first start)")
     agent = await agent_store.find_by_name(db, org["id"], DEMO_AGENT_NAME)
     if agent is None:
-        agent = await agent_store.agents.insert(db, org["id"], {"name": DEMO_AGENT_NAME, "enabled": True,
-                                                                "config": DEMO_AGENT_CONFIG})
-    return FirstStart(org["id"], plain, agent["id"])
+        kb_id = await _demo_kb(db, org["id"])
+        agent = await agent_store.agents.insert(db, org["id"], {
+            "name": DEMO_AGENT_NAME, "enabled": True, "config": {**DEMO_AGENT_CONFIG, "knowledge_base_ids": [kb_id]}})
+    elif "knowledge_base_ids" not in agent["config"]:  # a demo agent from before knowledge bases existed
+        kb_id = await _demo_kb(db, org["id"])
+        agent = await agent_store.agents.update(db, org["id"], agent["id"], {
+            "config": {**agent["config"], "knowledge_base_ids": [kb_id]}}) or agent
+    # otherwise the agent's knowledge bases are what its owner made them (a deleted demo base stays deleted)
+    kb_ids = agent["config"].get("knowledge_base_ids") or []
+    return FirstStart(org["id"], plain, agent["id"], UUID(kb_ids[0]) if kb_ids else None)
+
+
+async def _demo_kb(db: DB, org_id: object) -> str:
+    """The demo knowledge base's id, created now if missing: its sources start pending, and the knowledge
+    service ingests them in the background once it runs (start-up does not wait)."""
+    kb = await kb_store.find_by_name(db, org_id, DEMO_KB_NAME)
+    if kb is None:
+        kb, _sources = await kb_store.create(db, org_id, DEMO_KB_NAME, auto_refresh=False, texts=DEMO_TEXTS, urls=[])
+    return str(kb["id"])

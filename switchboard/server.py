@@ -60,6 +60,24 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
         app[VOICES] = await asyncio.get_running_loop().run_in_executor(None, VoiceCatalog.load_local)
         yield
 
+    async def knowledge(app: web.Application) -> AsyncIterator[None]:
+        """Knowledge bases: background ingestion (resumed at start) and the 12-hourly URL refresh."""
+        import agents.knowledge
+        from agents.knowledge.service import KnowledgeService
+        from api.routes.knowledge_bases import KNOWLEDGE
+
+        service = KnowledgeService.from_env(app[POOL], settings.data_dir)
+        await service.start()
+        app[KNOWLEDGE] = service
+        agents.knowledge.install(service)
+        if service.vectors.url:  # a chroma server (CHROMA_URL) is a dependency the health check reports
+            app[HEALTH_CHECKS]["vector_store"] = lambda: service.vector_store_up
+        try:
+            yield
+        finally:
+            agents.knowledge.uninstall(service)
+            await service.stop()
+
     async def sip(app: web.Application) -> AsyncIterator[None]:
         from .telephony import Alias, Telephony
 
@@ -75,7 +93,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
         finally:
             await tel.stop()
 
-    app.cleanup_ctx.extend([database, voices, *([sip] if telephony else [])])
+    app.cleanup_ctx.extend([database, voices, knowledge, *([sip] if telephony else [])])
     return app
 
 

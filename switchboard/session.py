@@ -14,6 +14,7 @@ from uuid import UUID
 
 from agents.conversation import Conversation
 from agents.factory import KeyLookup, build_engine
+from agents.knowledge import answerer_for
 from agents.providers.base import SpeechToText, TextToSpeech
 from agents.providers.registry import close_when, fallback_voice, make_stt, make_tts
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
@@ -197,6 +198,7 @@ class CallSession:
             self.deps.voices.get(DEFAULT_VOICE_ID)
         user_data = self.row.get("user_data") or {}
         engine = await build_engine(agent, user_data, keys=self.deps.keys(self.row.get("org_id")),
+                                    knowledge=answerer_for(self.row.get("org_id"), agent.get("knowledge_base_ids")),
                                     allow_private_tools=self.deps.allow_private_tools,
                                     call={"call_id": str(self.id), "agent_id": self.row.get("agent_id"),
                                           "from_number": self.row.get("from_number"),

@@ -13,7 +13,8 @@ import pytest
 
 from store.migrate import migrate
 
-TABLES = "organizations, api_keys, agents, trunks, numbers, calls, call_events, transcript_turns, provider_keys"
+TABLES = ("organizations, api_keys, agents, trunks, numbers, calls, call_events, transcript_turns, provider_keys,"
+          " knowledge_bases, knowledge_sources")
 
 
 def _admin_dsn(tmp_root: Path) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from api import errors
 from api.keys import POOL, VOICES
 from api.models.agents import DEFAULTS, AgentCreate, AgentFields, AgentOut, AgentQuery, AgentUpdate
 from api.routing import Ctx, Result
 from store import agents as agent_store
+from store import knowledge as kb_store
 from store.types import Where
 
 from . import registry
@@ -31,6 +33,18 @@ def agent_config(body: AgentFields, voices: Any, base: dict[str, Any] | None = N
     return config
 
 
+async def check_knowledge_bases(ctx: Ctx, body: AgentFields, config: dict[str, Any]) -> None:
+    """The knowledge bases an agent names must be its organization's own (422 otherwise)."""
+    if "knowledge_base_ids" not in body.model_fields_set:
+        return
+    ids = [UUID(str(k)) for k in config.get("knowledge_base_ids") or []]
+    missing = await kb_store.missing_ids(ctx.app[POOL], ctx.org_id, ids)
+    if missing:
+        fields = {f"knowledge_base_ids.{ids.index(k)}": ["No knowledge base with this id."] for k in missing}
+        raise errors.ValidationFailed(f"Unknown knowledge base id {missing[0]}; see GET /knowledge-bases.",
+                                      fields=fields)
+
+
 def present(record: dict[str, Any]) -> dict[str, Any]:
     data = {**DEFAULTS, **record["config"], "name": record["name"], "enabled": record["enabled"],
             "id": record["id"], "agent_id": record["id"], "created_at": record["created_at"],
@@ -43,6 +57,7 @@ def present(record: dict[str, Any]) -> dict[str, Any]:
 async def create_agent(ctx: Ctx) -> Result:
     body: AgentCreate = ctx.body
     config = agent_config(body, ctx.app[VOICES])
+    await check_knowledge_bases(ctx, body, config)
     record = await agent_store.agents.insert(
         ctx.app[POOL], ctx.org_id,
         {"name": body.name, "enabled": body.enabled if body.enabled is not None else True, "config": config},
@@ -78,6 +93,7 @@ async def update_agent(ctx: Ctx) -> Result:
     body: AgentUpdate = ctx.body
     current = await load_agent(ctx, ctx.ids["agent_id"])
     changes: dict[str, Any] = {"config": agent_config(body, ctx.app[VOICES], base=current["config"])}
+    await check_knowledge_bases(ctx, body, changes["config"])
     for col in _COLUMNS:
         value = getattr(body, col)
         if col in body.model_fields_set:

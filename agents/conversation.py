@@ -311,6 +311,7 @@ class Conversation:
                 metrics.voice_to_voice_ms = (metrics.first_audio_at - speech_end) * 1000.0
             if self.engine.stats.ttft_ms is not None:
                 metrics.llm_latency_ms = self.engine.stats.ttft_ms
+            metrics.retrieval_ms = getattr(self.engine, "retrieval_ms", None)
             if record:
                 self.metrics.append(metrics)
         if not turn.text:

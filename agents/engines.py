@@ -7,6 +7,7 @@ rewrites the last reply to what the caller actually heard (barge-in).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol
 
@@ -16,6 +17,8 @@ from .templates import render
 from .tools import ToolExecutor
 
 DEFAULT_FALLBACK = "Sorry, I don't know that yet."
+
+Answerer = Callable[[str], Awaitable[str | None]]
 
 
 class ResponseEngine(Protocol):
@@ -31,19 +34,32 @@ class ResponseEngine(Protocol):
 
 
 class LlmEngine:
-    """The ``llm`` engine: any OpenAI-compatible chat model with tools, through the official SDK."""
+    """The ``llm`` engine: any OpenAI-compatible chat model with tools, through the official SDK. With
+    ``knowledge``, each caller turn first looks up the agent's knowledge bases and gives the model what
+    matched as context (the time it took is ``retrieval_ms``)."""
 
-    def __init__(self, llm: LanguageModel, system_prompt: str, tools: ToolExecutor | None = None) -> None:
+    def __init__(self, llm: LanguageModel, system_prompt: str, tools: ToolExecutor | None = None,
+                 knowledge: Answerer | None = None) -> None:
         self.llm = llm
         self.tools = tools
+        self.knowledge = knowledge
         self.messages: list[dict[str, Any]] = [{"role": "system", "content": system_prompt}] if system_prompt else []
         self.stats = TurnStats()
+        self.retrieval_ms: float | None = None
 
     def add_assistant(self, text: str) -> None:
         """A line the agent said outside a reply (the begin message): the model should know it."""
         self.messages.append({"role": "assistant", "content": text})
 
     async def respond(self, user_text: str) -> AsyncIterator[TurnEvent]:
+        self.retrieval_ms = None
+        if self.knowledge is not None:
+            t0 = time.perf_counter()
+            context = await self.knowledge(user_text)
+            self.retrieval_ms = (time.perf_counter() - t0) * 1000.0
+            if context:
+                self.messages.append({"role": "system", "content": "From the knowledge base, relevant to the "
+                                      f"caller's next question: {context}"})
         self.messages.append({"role": "user", "content": user_text})
         self.stats = TurnStats()
         async for event in respond(self.llm, self.messages, self.tools, stats=self.stats):
@@ -67,9 +83,6 @@ class LlmEngine:
             await self.tools.aclose()
 
 
-Answerer = Callable[[str], Awaitable[str | None]]
-
-
 class RetrievalEngine:
     """The ``retrieval`` engine: the best matching knowledge, shortened to a few speakable sentences, or
     the agent's fallback line. ``answer`` is the knowledge lookup (none configured: always the fallback)."""
@@ -78,14 +91,13 @@ class RetrievalEngine:
         self.answer = answer
         self.fallback = fallback or DEFAULT_FALLBACK
         self.stats = TurnStats()
+        self.retrieval_ms: float | None = None
 
     async def respond(self, user_text: str) -> AsyncIterator[TurnEvent]:
-        import time
-
         self.stats = TurnStats(rounds=1)
         t0 = time.perf_counter()
         reply = await self.answer(user_text) if self.answer is not None else None
-        self.stats.ttft_ms = (time.perf_counter() - t0) * 1000.0
+        self.stats.ttft_ms = self.retrieval_ms = (time.perf_counter() - t0) * 1000.0
         yield TextDelta(reply or self.fallback)
 
     async def remind(self) -> AsyncIterator[TurnEvent]:

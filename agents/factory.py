@@ -51,5 +51,5 @@ async def build_engine(agent: dict[str, Any], user_data: dict[str, Any], *, keys
                 return (await knowledge(query) if knowledge else None) or "No matching knowledge."
 
             executor = ToolExecutor(tools, knowledge=lookup, allow_private=allow_private_tools) if tools else None
-            return LlmEngine(llm, system_prompt(agent, user_data), executor)
+            return LlmEngine(llm, system_prompt(agent, user_data), executor, knowledge=knowledge)
     return RetrievalEngine(knowledge, engine.get("fallback_message"))

@@ -54,6 +54,7 @@ class TurnMetrics:
     llm_latency_ms: float | None = None  # to the first token (or the retrieval answer)
     tts_latency_ms: float | None = None  # sentence → first audio
     voice_to_voice_ms: float | None = None  # caller stops speaking → agent audio starts
+    retrieval_ms: float | None = None  # knowledge-base lookup for the turn
     tokens: int = 0
     first_audio_at: float | None = None
 
@@ -70,9 +71,10 @@ def summarize(turns: list[TurnMetrics], interruptions: int) -> dict[str, Any]:
     for t in turns:
         per_turn.append({k: (round(v, 1) if isinstance(v, float) else v) for k, v in (
             ("stt_latency_ms", t.stt_latency_ms), ("llm_latency_ms", t.llm_latency_ms),
-            ("tts_latency_ms", t.tts_latency_ms), ("voice_to_voice_ms", t.voice_to_voice_ms), ("tokens", t.tokens))})
+            ("tts_latency_ms", t.tts_latency_ms), ("voice_to_voice_ms", t.voice_to_voice_ms),
+            ("retrieval_ms", t.retrieval_ms), ("tokens", t.tokens))})
     out["per_turn"] = per_turn
-    for key in ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms"):
+    for key in ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms", "retrieval_ms"):
         values = [getattr(t, key) for t in turns if getattr(t, key) is not None]
         out[key] = {"p50": _pct(values, 50), "p90": _pct(values, 90)}
     return out

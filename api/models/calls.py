@@ -133,6 +133,7 @@ class CallMetrics(ResponseModel):
     llm_latency_ms: Percentiles = Field(description="To the first token (or the retrieval answer).")
     tts_latency_ms: Percentiles = Field(description="Sentence handed to TTS → its first audio.")
     voice_to_voice_ms: Percentiles = Field(description="Caller stops speaking → agent audio starts.")
+    retrieval_ms: Percentiles = Field(description="Knowledge-base lookups per turn.")
     per_turn: list[dict[str, Any]]
     packets_lost: int | None
     jitter_ms: float | None

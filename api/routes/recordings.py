@@ -82,6 +82,7 @@ async def get_metrics(ctx: Ctx) -> Result:
         "llm_latency_ms": m.get("llm_latency_ms", empty),
         "tts_latency_ms": m.get("tts_latency_ms", empty),
         "voice_to_voice_ms": m.get("voice_to_voice_ms", empty),
+        "retrieval_ms": m.get("retrieval_ms", empty),
         "per_turn": m.get("per_turn", []),
         "packets_lost": m.get("packets_lost"),
         "jitter_ms": m.get("jitter_ms"),

@@ -38,6 +38,7 @@ class Settings:
     rtp_port_max: int = 19999
     max_calls: int = 200
     answer_timeout_seconds: int = 60
+    allow_private_urls: bool = False
     setup_timeout_seconds: int = 32
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -70,6 +71,7 @@ class Settings:
             max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 200),
             answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
             setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
+            allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "") in ("1", "true", "yes"),
         )
 
     @property

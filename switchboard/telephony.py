@@ -60,7 +60,7 @@ class Telephony:
         self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
-                                keys=self._key_lookup)
+                                keys=self._key_lookup, allow_private_tools=settings.allow_private_urls)
         self.dialer = Dialer(self.engine, db, self.supervisor, settings.worker, on_placed=self._placed,
                              capacity=lambda: self.settings.max_calls - self.engine.active_call_count,
                              answer_timeout=settings.answer_timeout_seconds,

@@ -85,6 +85,7 @@ class BaresipCall(Call):
         self._desired_status: int | None = None
         self._end: CallEnd | None = None
         self._last_rtcp: Any = None
+        self._seen_call_id: str | None = None  # from stack events (also those replayed before we existed)
         self._close_timer: asyncio.TimerHandle | None = None
         native.on(self._on_event)
         native.on_dtmf(self._on_dtmf)
@@ -93,7 +94,9 @@ class BaresipCall(Call):
     # ------------------------------------------------------------------ properties
     @property
     def sip_call_id(self) -> str | None:
-        return self._native.call_id
+        # The library learns the Call-ID from the events it sees itself; on a dial the first ones
+        # (CALL_OUTGOING...) reach the loop before its Call exists and are only replayed to us.
+        return self._native.call_id or self._seen_call_id
 
     @property
     def answered(self) -> bool:
@@ -290,6 +293,8 @@ class BaresipCall(Call):
             self._queue.put_nowait(DtmfReceived(event.digit, event.duration_ms))
 
     def _on_event(self, event: Any) -> None:
+        if self._seen_call_id is None and getattr(event, "call_id", None):
+            self._seen_call_id = event.call_id
         name = event.event.name
         if name in ("CALL_RINGING", "CALL_PROGRESS"):
             self._sign_of_life.set()

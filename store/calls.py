@@ -6,7 +6,6 @@ the statuses it may leave (so a racing worker or API request cannot move a call 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from uuid import UUID
 
@@ -69,7 +68,7 @@ async def transition(
     if org_id is not None:
         where.add("org_id = {}", org_id)
     status_param = where.next_param(status)
-    detail_param = where.next_param(json.dumps(detail or {}))
+    detail_param = where.next_param(detail or {})  # the pool's jsonb codec encodes it
     sql = (
         f"WITH c AS (UPDATE calls SET {sets}, updated_at = now() WHERE {where.sql()} RETURNING *),"
         f" e AS (INSERT INTO call_events (call_id, status, detail)"

@@ -38,12 +38,15 @@ class Dialer:
         self.cps = CpsLimiter()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._late: set[asyncio.Task[None]] = set()
         self.paused = False
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name="dialer")
 
     async def stop(self) -> None:
+        for task in list(self._late):
+            task.cancel()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -115,8 +118,19 @@ class Dialer:
             return False
         updated = await call_store.calls.update(self.db, row["org_id"], row["id"], {
             "sip_call_id": call.sip_call_id, "engine_call_id": call.id, "started_at": datetime.now(UTC)})
+        if call.sip_call_id is None:  # the engine learns it from the call's first events
+            task = asyncio.get_running_loop().create_task(self._late_call_id(row, call), name=f"call-id-{row['id']}")
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
         self.on_placed(updated or row, call, trunk)
         return True
+
+    async def _late_call_id(self, row: dict[str, Any], call: Call) -> None:
+        """Fallback when the Call-ID was not known at placement: record it once the call is over."""
+        await call.wait_ended()
+        if call.sip_call_id is not None:
+            await self.db.execute("UPDATE calls SET sip_call_id = $1 WHERE id = $2 AND sip_call_id IS NULL",
+                                  call.sip_call_id, row["id"])
 
     def _wake_later(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._wake.set)

@@ -33,6 +33,7 @@ class TrunkSupervisor:
         self._by_handle: dict[int, UUID] = {}
         self._lock = asyncio.Lock()
         self._writes: set[asyncio.Task[None]] = set()
+        self._last_write: dict[UUID, asyncio.Task[None]] = {}  # per trunk: writes land in the order made
         engine.on_registration(self._on_registration)
 
     async def start(self) -> None:
@@ -67,13 +68,14 @@ class TrunkSupervisor:
                 handle = await self.engine.add_account(config)
             except Exception as exc:  # a bad host etc.: visible on the trunk, never a crash
                 log.warning("trunk %s: account refused by the SIP engine: %s", trunk_id, exc)
-                await trunk_store.set_registration(self.db, trunk_id, "failed", str(exc), None)
+                await self._write(trunk_id, "failed", str(exc), None)
                 return
             self._accounts[trunk_id] = handle
             self._trunks[trunk_id] = trunk
             self._by_handle[handle.id] = trunk_id
+            # queued before any outcome the engine reports for this account, so it cannot overwrite one
             state = "registering" if config.register else "unregistered"
-            await trunk_store.set_registration(self.db, trunk_id, state, None, None)
+            await self._write(trunk_id, state, None, None)
 
     async def _drop(self, trunk_id: UUID) -> None:
         handle = self._accounts.pop(trunk_id, None)
@@ -90,12 +92,30 @@ class TrunkSupervisor:
         if trunk_id is None:
             return
         error = None
-        if status.state is RegistrationState.FAILED:
+        if status.state is RegistrationState.FAILED or (status.state is RegistrationState.REGISTERING
+                                                        and status.error):  # retrying: keep the last error
             error = f"{status.sip_status} {status.error}".strip() if status.sip_status else status.error or "failed"
         expires = datetime.fromtimestamp(status.expires_at, UTC) if status.expires_at else None
-        task = asyncio.get_running_loop().create_task(
-            trunk_store.set_registration(self.db, trunk_id, status.state.value, error, expires),
-            name=f"trunk-registration-{trunk_id}",
-        )
+        self._write(trunk_id, status.state.value, error, expires)
+
+    def _write(self, trunk_id: UUID, state: str, error: str | None, expires: datetime | None) -> asyncio.Task[None]:
+        """Write a registration state after the trunk's earlier writes (each write is its own task on its
+        own pooled connection: unchained, a stale state could commit last and stick)."""
+        previous = self._last_write.get(trunk_id)
+
+        async def write() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            await trunk_store.set_registration(self.db, trunk_id, state, error, expires)
+
+        task = asyncio.get_running_loop().create_task(write(), name=f"trunk-registration-{trunk_id}")
+        self._last_write[trunk_id] = task
         self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+
+        def done(t: asyncio.Task[None]) -> None:
+            self._writes.discard(t)
+            if self._last_write.get(trunk_id) is t:
+                del self._last_write[trunk_id]
+
+        task.add_done_callback(done)
+        return task

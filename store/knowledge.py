@@ -160,7 +160,16 @@ async def source_failed(db: DB, source_id: UUID, reason: str, *, refresh_hours: 
 
 async def refresh_status(db: DB, kb_id: UUID) -> dict[str, Any] | None:
     """Recompute a knowledge base's status from its sources: any pending → in_progress, else any failed →
-    error (the reasons joined), else complete."""
+    error (the reasons joined), else complete.
+
+    The knowledge base row is locked first: two sources finishing at once each recompute, and without the
+    lock the statement that commits last could carry a count taken before the other source finished."""
+    async with transaction(db) as conn:
+        await conn.execute("SELECT 1 FROM knowledge_bases WHERE id = $1 FOR UPDATE", kb_id)
+        return await _recompute_status(conn, kb_id)
+
+
+async def _recompute_status(db: DB, kb_id: UUID) -> dict[str, Any] | None:
     return row(await db.fetchrow(
         "WITH s AS (SELECT"
         "   count(*) FILTER (WHERE status IN ('pending', 'in_progress')) AS active,"

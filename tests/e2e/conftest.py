@@ -171,7 +171,7 @@ class Server:
     def _wait_background_work(self) -> None:
         """A first start ingests the demo knowledge base in the background (loading an embedding model:
         seconds of CPU on a 2-core machine). Tests measure real-time audio, so they start once its sources
-        are ingested (read in the database: the knowledge base's own status may lag, see the report)."""
+        are ingested."""
         query = "SELECT count(*) FROM knowledge_sources WHERE status IN ('pending', 'in_progress')"
 
         async def unfinished() -> int:

@@ -10,7 +10,6 @@ _POOL = None
 @pytest.fixture
 async def stt() -> AsyncIterator[object]:
     """A pocketsphinx STT on one decoder pool for the session (decoders cost ~0.5 s each)."""
-    pytest.importorskip("pocketsphinx")
     from agents.providers.pocketsphinx_stt import PocketsphinxSTT
     from agents.providers.sphinx_pool import DecoderPool
 

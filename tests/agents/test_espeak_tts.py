@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,6 @@ from agent_speech import espeak_wav
 from agents.providers.base import ProviderError
 from agents.providers.espeak_tts import EspeakTTS, parse_wav_header, speed_to_wpm
 from media.resample import Resampler
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
 LONG = " ".join(["This sentence is long enough to keep espeak busy for a while."] * 40)
 

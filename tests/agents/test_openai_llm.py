@@ -15,11 +15,9 @@ from fake_openai import Fail, FakeOpenAI, Reply
 
 from agents.llm_turn import TurnStats, respond
 from agents.providers.base import ProviderError, TextDelta, ToolCall, Usage
+from agents.providers.openai_llm import OpenAILLM  # noqa: E402
 from agents.sentences import SentenceSplitter
 from agents.tools import ToolExecutor, ToolOutcome, tool_specs
-
-pytest.importorskip("openai")
-from agents.providers.openai_llm import OpenAILLM  # noqa: E402
 
 
 @pytest.fixture

@@ -12,8 +12,6 @@ from agents.providers.base import Transcript
 from agents.providers.pocketsphinx_stt import PocketsphinxSTT
 from agents.providers.sphinx_pool import DecoderPool, build_grammar, normalise
 
-pytest.importorskip("pocketsphinx")
-
 PHRASES = [
     "What are your opening hours?",
     "Where are you located?",

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Server
-from tests.e2e.helpers import have, tone_uac, uac_to
+from tests.e2e.helpers import tone_uac, uac_to
 from tests.support.carrier import (
     INBOUND_DID,
     TRUNK_PASSWORD,
@@ -30,7 +30,7 @@ from tests.support.carrier import (
 )
 from tests.support.sip_peers import HOST, free_port, running, scenario, sipp_args
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("kamailio", "sipp"), reason="kamailio/sipp missing")]
+pytestmark = [pytest.mark.sip]
 
 AGENT_NAME = "Carrier DID agent"
 

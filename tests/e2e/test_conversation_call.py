@@ -17,14 +17,13 @@ from tests.e2e.helpers import (
     RATE,
     active_span,
     baresip_dial,
-    have,
     read_mono,
     read_stereo,
     wait_dump,
     write_mono,
 )
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("baresip", "espeak-ng", "sox"), reason="peers missing")]
+pytestmark = [pytest.mark.sip]
 
 GREETING = "Hello, this is Acme."
 STORY = ["We started in a small garage in nineteen ninety. ", "Then we grew into a large company with offices "

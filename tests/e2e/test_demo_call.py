@@ -15,7 +15,6 @@ from tests.e2e.helpers import (
     caller_tone_wav,
     espeak_reference,
     frame_rms,
-    have,
     loudness,
     read_mono,
     read_stereo,
@@ -24,7 +23,7 @@ from tests.e2e.helpers import (
     wait_dump,
 )
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("baresip", "espeak-ng", "sox"), reason="peers missing")]
+pytestmark = [pytest.mark.sip]
 
 GREETING = DEMO_AGENT_CONFIG["begin_message"]
 CALL_SECONDS = 8.0  # the caller's WAV: baresip hangs up when it ends

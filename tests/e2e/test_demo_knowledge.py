@@ -10,9 +10,9 @@ import pytest
 
 from tests.agents.agent_speech import utterance
 from tests.e2e.conftest import Server
-from tests.e2e.helpers import RATE, baresip_dial, have, read_mono, read_stereo, wait_dump, write_mono
+from tests.e2e.helpers import RATE, baresip_dial, read_mono, read_stereo, wait_dump, write_mono
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("baresip", "espeak-ng", "sox"), reason="peers missing")]
+pytestmark = [pytest.mark.sip]
 
 
 async def test_asking_the_demo_agent_what_switchboard_does(server: Server, workdir: Path) -> None:

@@ -18,7 +18,6 @@ from tests.e2e.helpers import (
     caller_tone_wav,
     file_size,
     frame_rms,
-    have,
     read_mono,
     read_stereo,
     tone_uac,
@@ -27,7 +26,7 @@ from tests.e2e.helpers import (
 )
 from tests.support.sip_peers import running, scenario
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("baresip", "sipp", "sox"), reason="peers missing")]
+pytestmark = [pytest.mark.sip]
 
 
 async def short_demo_call(server: Server, workdir: Path) -> dict[str, Any]:

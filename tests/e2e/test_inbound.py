@@ -11,7 +11,6 @@ from tests.e2e.conftest import Server
 from tests.e2e.helpers import (
     active_span,
     frame_rms,
-    have,
     read_stereo,
     recording_file,
     sipp_pcap_dir,
@@ -21,7 +20,7 @@ from tests.e2e.helpers import (
 )
 from tests.support.sip_peers import running, scenario
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("sipp", "sox"), reason="sipp missing")]
+pytestmark = [pytest.mark.sip]
 
 NUMBER = "+15550002222"
 AGENT_NAME = "Inbound e2e agent"

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from tests.e2e.conftest import ANSWER_TIMEOUT, SETUP_TIMEOUT, Server
-from tests.e2e.helpers import frame_rms, have, read_stereo, recording_file, uas
+from tests.e2e.helpers import frame_rms, read_stereo, recording_file, uas
 from tests.support.sip_peers import HOST, free_port, running
 
-pytestmark = [pytest.mark.sip, pytest.mark.skipif(not have("sipp"), reason="sipp missing")]
+pytestmark = [pytest.mark.sip]
 
 
 GREETING = "Hello, this is Switchboard calling about your appointment tomorrow morning. Goodbye."

@@ -7,10 +7,7 @@ from media import g711
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        import audioop  # stdlib up to 3.12; the reference only, never in product code
-    except ImportError:  # Python 3.13+: pip install audioop-lts
-        audioop = pytest.importorskip("audioop")
+    import audioop  # the reference only, never in product code (stdlib through 3.12; 3.13+: audioop-lts)
 
 ALL_INT16 = np.arange(-32768, 32768, dtype=np.int16)
 ALL_CODES = bytes(range(256))

@@ -13,7 +13,6 @@ from sipcore.baresip_engine import BaresipEngine
 from sipcore.protection import RateLimiter
 from tests.support.sip_peers import (
     HOST,
-    baresip_available,
     baresip_peer_dir,
     dominant_freq,
     free_port,
@@ -97,7 +96,6 @@ async def test_sipp_tone_reaches_engine_and_caller_fields(engine: BaresipEngine,
     assert call.rtp_stats().rx_packets > 100
 
 
-@pytest.mark.skipif(not baresip_available(), reason="baresip not installed")
 async def test_audio_both_ways_with_baresip_peer(engine: BaresipEngine, workdir: Path) -> None:
     """baresip dials in playing 1 kHz; we play 440 Hz; its recording holds our tone."""
     answerer = Answerer()

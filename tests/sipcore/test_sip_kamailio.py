@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,7 +18,6 @@ from tests.support.sip_peers import HOST, free_port, running, scenario, sipp_arg
 pytestmark = [
     pytest.mark.sip,
     pytest.mark.asyncio(loop_scope="session"),
-    pytest.mark.skipif(shutil.which("kamailio") is None, reason="kamailio not installed"),
 ]
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -20,8 +20,8 @@ async def reject_all(incoming: IncomingCall) -> None:
     await incoming.call.reject(400)
 
 
-@pytest.mark.skipif(not MESSAGES, reason="torture corpus not present")
 async def test_every_torture_message_then_options(engine: BaresipEngine) -> None:
+    assert len(MESSAGES) == 50, "the RFC 4475 corpus is in tests/support/sip-torture"
     engine.set_incoming_handler(reject_all)
     _, port = engine.listen_address
     client, local_port = await udp_client()

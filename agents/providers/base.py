@@ -9,8 +9,11 @@ code that detected the failure.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import json
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -67,6 +70,67 @@ class SpeechStream(abc.ABC):
 
     @abc.abstractmethod
     def __aiter__(self) -> AsyncIterator[Transcript]: ...
+
+
+FLUSH, END = "flush", "end"  # input operations queued beside audio blocks
+
+
+class QueuedSpeechStream(SpeechStream):
+    """What every recognition stream shares: input queued as operations (audio blocks, FLUSH, END) for
+    the stream's one task, `_main`, which subclasses write; results handed out through a queue in which
+    None ends the stream and an exception is raised to the consumer. Call `_start(name)` last in
+    `__init__`."""
+
+    def __init__(self) -> None:
+        self._ops: deque[np.ndarray | str] = deque()
+        self._wake = asyncio.Event()
+        self._events: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
+        self._input_ended = False
+        self._task: asyncio.Task[None] | None = None
+
+    def _start(self, name: str) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._main(), name=name)
+
+    @abc.abstractmethod
+    async def _main(self) -> None: ...
+
+    # ---- input (never blocks)
+    def push_audio(self, pcm16k: np.ndarray) -> None:
+        if self._input_ended:
+            raise RuntimeError("push_audio after end_input")
+        if pcm16k.dtype != np.int16:
+            raise TypeError("push 16 kHz int16 audio")
+        self._ops.append(pcm16k.copy())
+        self._wake.set()
+
+    def flush(self) -> None:
+        self._ops.append(FLUSH)
+        self._wake.set()
+
+    def end_input(self) -> None:
+        if not self._input_ended:
+            self._input_ended = True
+            self._ops.extend((FLUSH, END))
+            self._wake.set()
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # ---- output
+    def __aiter__(self) -> AsyncIterator[Transcript]:
+        return self._iter()
+
+    async def _iter(self) -> AsyncIterator[Transcript]:
+        while True:
+            ev = await self._events.get()
+            if ev is None:
+                return
+            if isinstance(ev, BaseException):
+                raise ev
+            yield ev
 
 
 class SpeechToText(abc.ABC):

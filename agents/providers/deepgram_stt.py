@@ -33,15 +33,14 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import numpy as np
 
-from .base import ProviderError, SpeechStream, SpeechToText, Transcript
+from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .retry import DEFAULT_POLICY, RetryPolicy, is_transport_error, status_error, transport_error
 
 log = logging.getLogger(__name__)
@@ -120,7 +119,6 @@ class DeepgramSTT(SpeechToText):
         return params
 
 
-_FLUSH, _END = "flush", "end"
 
 
 @dataclass
@@ -143,14 +141,11 @@ class _Closed(Exception):
     """The socket ended after our CloseStream: the stream is over."""
 
 
-class DeepgramStream(SpeechStream):
+class DeepgramStream(QueuedSpeechStream):
     def __init__(self, stt: DeepgramSTT, phrases: list[str]) -> None:
+        super().__init__()
         self._stt = stt
         self._params = stt.connect_params(phrases)
-        self._ops: deque[np.ndarray | str] = deque()
-        self._wake = asyncio.Event()
-        self._events: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
-        self._input_ended = False
         self._samples = 0  # pushed and taken into an utterance: the stream's clock
         self._utt: _Utterance | None = None
         self._conn_base = 0  # stream sample at which the current connection's audio begins
@@ -159,44 +154,8 @@ class DeepgramStream(SpeechStream):
         self._attempts = 0  # failures in the current retry window
         self._window_t0 = 0.0
         self.connections = 0  # opened so far (tests, metrics)
-        self._task = asyncio.get_running_loop().create_task(self._main(), name="stt-deepgram")
+        self._start("stt-deepgram")
 
-    # ---- input (never blocks)
-    def push_audio(self, pcm16k: np.ndarray) -> None:
-        if self._input_ended:
-            raise RuntimeError("push_audio after end_input")
-        if pcm16k.dtype != np.int16:
-            raise TypeError("push 16 kHz int16 audio")
-        self._ops.append(pcm16k.copy())
-        self._wake.set()
-
-    def flush(self) -> None:
-        self._ops.append(_FLUSH)
-        self._wake.set()
-
-    def end_input(self) -> None:
-        if not self._input_ended:
-            self._input_ended = True
-            self._ops.extend((_FLUSH, _END))
-            self._wake.set()
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    # ---- output
-    def __aiter__(self) -> AsyncIterator[Transcript]:
-        return self._iter()
-
-    async def _iter(self) -> AsyncIterator[Transcript]:
-        while True:
-            ev = await self._events.get()
-            if ev is None:
-                return
-            if isinstance(ev, BaseException):
-                raise ev
-            yield ev
 
     # ---- the stream's one task: connections, one after another
     async def _main(self) -> None:
@@ -289,13 +248,13 @@ class DeepgramStream(SpeechStream):
                     if sum(len(a) for a in utt.audio) + len(op) <= _MAX_REPLAY:
                         utt.audio.append(op)
                     await self._send_audio(socket, op)
-                elif op == _FLUSH:
+                elif op == FLUSH:
                     utt = self._utt
                     if utt is None:
                         continue  # like the local recogniser: no audio, no transcript
                     utt.flushed_at = time.perf_counter()
                     await self._finalize(socket, utt, reader)
-                else:  # _END
+                else:  # END
                     await socket.send_close_stream()
                     with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
                         async with asyncio.timeout(stt.finalize_timeout_s):

@@ -16,17 +16,15 @@ There are no interim results.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import io
 import time
 import wave
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import ProviderError, SpeechStream, SpeechToText, Transcript
+from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .openai_llm import classify
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry, is_transport_error, transport_error
 
@@ -96,55 +94,17 @@ class OpenAISTT(SpeechToText):
         return (text if isinstance(text, str) else "").strip()
 
 
-_FLUSH, _END = "flush", "end"
 
 
-class OpenAISpeechStream(SpeechStream):
+class OpenAISpeechStream(QueuedSpeechStream):
     def __init__(self, stt: OpenAISTT, phrases: list[str]) -> None:
+        super().__init__()
         self._stt = stt
         prompt = ", ".join(phrases)
         self._prompt = prompt[:_PROMPT_CHARS] if prompt else None
-        self._ops: deque[np.ndarray | str] = deque()
-        self._wake = asyncio.Event()
-        self._events: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
-        self._input_ended = False
         self._samples = 0
-        self._task = asyncio.get_running_loop().create_task(self._main(), name=f"stt-{stt.provider}")
+        self._start(f"stt-{stt.provider}")
 
-    def push_audio(self, pcm16k: np.ndarray) -> None:
-        if self._input_ended:
-            raise RuntimeError("push_audio after end_input")
-        if pcm16k.dtype != np.int16:
-            raise TypeError("push 16 kHz int16 audio")
-        self._ops.append(pcm16k.copy())
-        self._wake.set()
-
-    def flush(self) -> None:
-        self._ops.append(_FLUSH)
-        self._wake.set()
-
-    def end_input(self) -> None:
-        if not self._input_ended:
-            self._input_ended = True
-            self._ops.extend((_FLUSH, _END))
-            self._wake.set()
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    def __aiter__(self) -> AsyncIterator[Transcript]:
-        return self._iter()
-
-    async def _iter(self) -> AsyncIterator[Transcript]:
-        while True:
-            ev = await self._events.get()
-            if ev is None:
-                return
-            if isinstance(ev, BaseException):
-                raise ev
-            yield ev
 
     async def _main(self) -> None:
         utt: list[np.ndarray] = []
@@ -161,7 +121,7 @@ class OpenAISpeechStream(SpeechStream):
                         utt_start = self._samples
                     utt.append(op)
                     self._samples += len(op)
-                elif op == _FLUSH:
+                elif op == FLUSH:
                     if not utt:
                         continue  # like the local recogniser: no audio, no transcript
                     audio = np.concatenate(utt)[-_MAX_SAMPLES:]

@@ -22,13 +22,12 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .base import ProviderError, SpeechStream, SpeechToText, Transcript
+from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .sphinx_pool import SAMPLE_RATE, DecoderPool, PhraseGrammar, PooledDecoder, accept_grammar_result
 
 log = logging.getLogger(__name__)
@@ -51,58 +50,18 @@ class PocketsphinxSTT(SpeechToText):
         self.pool.close()
 
 
-_FLUSH, _END = "flush", "end"
 
 
-class SphinxStream(SpeechStream):
+class SphinxStream(QueuedSpeechStream):
     def __init__(self, stt: PocketsphinxSTT, phrases: list[str], strict: bool) -> None:
+        super().__init__()
         self._stt, self._pool = stt, stt.pool
         self._phrases, self._strict = phrases, strict
-        self._ops: deque[np.ndarray | str] = deque()
-        self._wake = asyncio.Event()
-        self._events: asyncio.Queue[Transcript | BaseException | None] = asyncio.Queue()
-        self._input_ended = False
         self._samples = 0  # pushed so far: the stream's clock
         self._rng = np.random.default_rng(0)
         self._inflight: concurrent.futures.Future[Any] | None = None
-        self._task = asyncio.create_task(self._main(), name="stt-pocketsphinx")
+        self._start("stt-pocketsphinx")
 
-    # ---- input (never blocks)
-    def push_audio(self, pcm16k: np.ndarray) -> None:
-        if self._input_ended:
-            raise RuntimeError("push_audio after end_input")
-        if pcm16k.dtype != np.int16:
-            raise TypeError("push 16 kHz int16 audio")
-        self._ops.append(pcm16k.copy())
-        self._wake.set()
-
-    def flush(self) -> None:
-        self._ops.append(_FLUSH)
-        self._wake.set()
-
-    def end_input(self) -> None:
-        if not self._input_ended:
-            self._input_ended = True
-            self._ops.extend((_FLUSH, _END))
-            self._wake.set()
-
-    async def aclose(self) -> None:
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    # ---- output
-    def __aiter__(self) -> AsyncIterator[Transcript]:
-        return self._iter()
-
-    async def _iter(self) -> AsyncIterator[Transcript]:
-        while True:
-            ev = await self._events.get()
-            if ev is None:
-                return
-            if isinstance(ev, BaseException):
-                raise ev
-            yield ev
 
     # ---- the stream's one task
     async def _main(self) -> None:
@@ -138,7 +97,7 @@ class SphinxStream(SpeechStream):
                         last_partial = partial
                         ms = utt_start * 1000 // SAMPLE_RATE
                         self._events.put_nowait(Transcript(partial, False, ms, self._samples * 1000 // SAMPLE_RATE))
-                elif op == _FLUSH:
+                elif op == FLUSH:
                     if dec is None:
                         continue
                     t0 = time.perf_counter()
@@ -151,7 +110,7 @@ class SphinxStream(SpeechStream):
                         text, True, base + first * _FRAME_MS if text else base,
                         min(end, base + last * _FRAME_MS) if text else end,
                         (time.perf_counter() - t0) * 1000.0))
-                else:  # _END
+                else:  # END
                     break
         except asyncio.CancelledError:
             raise

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from .base import LanguageModel, LLMEvent, LLMStats, LLMStream, ProviderError, TextDelta, ToolCall, Usage
+from .retry import status_error
 
 
 def classify(exc: Exception, *, produced: bool = False) -> ProviderError:
@@ -22,26 +23,17 @@ def classify(exc: Exception, *, produced: bool = False) -> ProviderError:
     import openai
 
     status = getattr(exc, "status_code", None)
+    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, openai.APIStatusError) and status is not None:  # 429 → rate_limited, 5xx → retryable…
+        return status_error(status, message, provider="openai", produced=produced)
     if isinstance(exc, openai.APITimeoutError):
         retryable, reason = True, "timeout"
     elif isinstance(exc, openai.APIConnectionError):
         retryable, reason = True, "connection"
-    elif isinstance(exc, openai.RateLimitError):
-        retryable, reason = True, "rate_limited"
-    elif isinstance(exc, openai.APIStatusError) and status is not None:
-        if status >= 500 or status in (408, 409):
-            retryable, reason = True, "server_error"
-        elif status in (401, 403):
-            retryable, reason = False, "auth"
-        elif status == 404:
-            retryable, reason = False, "not_found"
-        else:
-            retryable, reason = False, "bad_request"
     elif isinstance(exc, openai.APIError):  # an error event inside the stream
         retryable, reason = True, "stream_error"
     else:
         retryable, reason = False, "error"
-    message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
     if status is not None:
         message = f"{status}: {message}"
     return ProviderError(message, retryable=retryable and not produced, reason=reason, provider="openai")

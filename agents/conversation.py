@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PREROLL_SECONDS = 0.6  # audio kept before "user started speaking" fires (it fires start_ms late)
 APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
+STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
+MAX_STT_FAILURES = 3  # per call; after that the conversation stops listening (recorded)
 
 
 class CallIO(Protocol):
@@ -63,9 +65,15 @@ class CallIO(Protocol):
 class Conversation:
     def __init__(self, agent: dict[str, Any], user_data: dict[str, Any], io: CallIO, *, stt: SpeechToText,
                  tts: TextToSpeech, engine: ResponseEngine, voice: str, agent_name: str,
-                 phrases: list[str] | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 phrases: list[str] | None = None, clock: Callable[[], float] = time.monotonic,
+                 fallback_stt: SpeechToText | None = None,
+                 fallback_tts: tuple[TextToSpeech, str] | None = None) -> None:
+        """``fallback_stt`` / ``fallback_tts`` (a provider and its voice): the local providers a failing
+        cloud one is replaced by for the rest of the call, so a provider outage is never a silent line."""
         self.agent, self.user_data, self.io = agent, user_data, io
         self.stt, self.tts, self.engine = stt, tts, engine
+        self._fallback_stt, self._fallback_tts = fallback_stt, fallback_tts
+        self._stt_failures = 0
         self.voice, self.agent_name, self.clock = voice, agent_name, clock
         self.speed = (agent.get("voice_settings") or {}).get("speed")
         self.speech_rate = vad_rate(io.sample_rate)
@@ -167,6 +175,8 @@ class Conversation:
                 await self._on_action(self.dtmf.push(value, self.clock()))
             elif kind == "push":
                 await self._on_push(value)
+            elif kind == "stt_failed":
+                await self._on_stt_failed(*value)
 
     def _next_deadline(self) -> float | None:
         now = self.clock()
@@ -205,7 +215,7 @@ class Conversation:
         elif kind is TurnEventKind.USER_STOPPED_SPEAKING:
             self._last_activity = self.clock()
             utterance, self._utterance = self._utterance or [], None
-            if utterance:
+            if utterance and self._speech is not None:
                 audio = np.concatenate(utterance)
                 if self.speech_rate != self.stt.sample_rate:  # only the utterances are resampled
                     audio = Resampler(self.speech_rate, self.stt.sample_rate).process(audio)
@@ -225,10 +235,37 @@ class Conversation:
         self._start_reply(self._run_engine(events, started=self.clock(), speech_end=None, record=False))
 
     async def _read_transcripts(self) -> None:
-        async for result in self._speech:
-            if result.is_final:
-                stopped_at, event = self._pending_stops.popleft() if self._pending_stops else (self.clock(), None)
-                self._post("transcript", (result, stopped_at, event))
+        while True:
+            try:
+                async for result in self._speech:
+                    if result.is_final:
+                        stopped_at, event = self._pending_stops.popleft() if self._pending_stops else \
+                            (self.clock(), None)
+                        self._post("transcript", (result, stopped_at, event))
+                return
+            except ProviderError as exc:
+                # the utterances in flight are lost; listen again (on the local recogniser when there is one)
+                self._stt_failures += 1
+                self._pending_stops.clear()
+                failed, self._speech = self._speech, None
+                with contextlib.suppress(Exception):
+                    await failed.aclose()
+                give_up = self._stt_failures >= MAX_STT_FAILURES
+                if self._fallback_stt is not None and self.stt is not self._fallback_stt:
+                    self.stt = self._fallback_stt
+                self._post("stt_failed", (exc, give_up))
+                if give_up:
+                    return
+                self._speech = self.stt.stream(phrases=self._phrases)
+
+    async def _on_stt_failed(self, exc: ProviderError, gave_up: bool) -> None:
+        log.warning("speech-to-text failed (%s)%s", exc, ": no longer listening" if gave_up else "")
+        now = self.io.elapsed_ms()
+        await self.io.save_turn({"role": "system", "start_ms": now, "end_ms": now,
+                                 "content": f"speech-to-text provider error: {exc.reason}: {exc}"
+                                            + ("; stopped listening" if gave_up else "")})
+        if self._idle():
+            self._start_reply(self._say(APOLOGY if gave_up else STT_APOLOGY))
 
     async def _on_transcript(self, result: Transcript, stopped_at: float, event: TurnEvent | None) -> None:
         text = result.text.strip()
@@ -268,16 +305,28 @@ class Conversation:
 
     async def _speak(self, sentence: str, turn: AgentTurn, metrics: TurnMetrics | None = None) -> None:
         t0 = time.perf_counter()
-        async with self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed) as audio:
-            first = True
-            samples = 0
-            async for chunk in audio:
-                if first and metrics is not None and metrics.tts_latency_ms is None:
-                    metrics.tts_latency_ms = (time.perf_counter() - t0) * 1000.0
-                    metrics.first_audio_at = self.clock()
-                first = False
-                self.io.play(chunk)
-                samples += len(chunk)
+        samples = 0
+        try:
+            async with self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed) as audio:
+                async for chunk in audio:
+                    if samples == 0 and metrics is not None and metrics.tts_latency_ms is None:
+                        metrics.tts_latency_ms = (time.perf_counter() - t0) * 1000.0
+                        metrics.first_audio_at = self.clock()
+                    self.io.play(chunk)
+                    samples += len(chunk)
+        except ProviderError as exc:
+            if self._fallback_tts is None or self.tts is self._fallback_tts[0]:
+                raise
+            # the rest of the call speaks with the local voice; this sentence too, unless it was mostly heard
+            log.warning("text-to-speech failed (%s): the local voice takes over", exc)
+            self.tts, self.voice = self._fallback_tts
+            now = self.io.elapsed_ms()
+            await self.io.save_turn({"role": "system", "start_ms": now, "end_ms": now,
+                                     "content": f"text-to-speech provider error: {exc.reason}: {exc}; "
+                                                "switched to the local voice"})
+            if samples == 0:
+                await self._speak(sentence, turn, metrics)
+                return
         turn.add(sentence, samples)
 
     async def _run_engine(self, events: AsyncIterator[EngineEvent], *, started: float, speech_end: float | None,

@@ -216,10 +216,13 @@ class CallSession:
         owned = [p for p in (stt, tts) if p is not self.deps.stt and p is not self.deps.tts]
         if owned:
             self._spawn(close_when(self.ended, owned), "close-providers")
+        local_voice = fallback_voice(voice, self.deps.voices) if voice is not None else None
         return Conversation(agent, user_data, SessionIO(self), stt=stt, tts=tts,
                             engine=engine, voice=voice.engine_voice if voice else "en-us",
                             agent_name=self.row.get("agent_name") or "agent",
-                            phrases=(agent.get("stt") or {}).get("phrases") or None)
+                            phrases=(agent.get("stt") or {}).get("phrases") or None,
+                            fallback_stt=self.deps.stt,
+                            fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
 
     def _endpointing(self) -> EndpointingConfig:
         return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)))

@@ -33,6 +33,7 @@ class LoopbackCall(Call):
         self._script: list[np.ndarray] = []
         self._rx_clock: float | None = None
         self.rx_started_at: float | None = None  # wall time of the caller's first sample
+        self.media_stopped = False
         self._rx_due = 0.0
         self._noise = np.random.default_rng(7)
         self.heard: list[np.ndarray] = []  # what the caller heard, in order (agent audio and gaps)
@@ -53,6 +54,10 @@ class LoopbackCall(Call):
     def say(self, pcm: np.ndarray) -> None:
         """Queue caller audio (8 kHz int16) after what is already scripted."""
         self._script.append(pcm.astype(np.int16))
+
+    def stop_media(self) -> None:
+        """The caller's audio stops arriving (a dead RTP stream)."""
+        self.media_stopped = True
 
     def press(self, digit: str) -> None:
         self._events.put_nowait(DtmfReceived(digit, 100))
@@ -126,6 +131,8 @@ class LoopbackCall(Call):
         return RATE
 
     def read_pcm(self) -> np.ndarray:
+        if self.media_stopped:
+            return np.zeros(0, np.int16)
         now = time.monotonic()
         if self._rx_clock is None:
             self._rx_clock = self.rx_started_at = now

@@ -46,6 +46,7 @@ class Leg:
     on_media_timeout: Callable[[], None]
     media_timeout: float
     on_speech: Callable[[np.ndarray], None] | None = None
+    tx_silent: bool = True  # what the engine holds is padding only (no agent audio queued)
     last_rx: float = field(default_factory=time.monotonic)
     timed_out: bool = False
 
@@ -79,11 +80,14 @@ class MediaLoop:
             self.tick.remove_stream(key)
 
     def play(self, key: Hashable, pcm: np.ndarray) -> None:
-        """Queue agent audio (at the leg's rate) for playout; when the engine's transmit buffer has room
-        (a reply starting), it is handed over at once rather than on the next tick."""
+        """Queue agent audio (at the leg's rate) for playout. When a reply starts, the silence padding the
+        engine still holds is dropped and the audio handed over at once, not after the next tick and the
+        padding (up to ~80 ms the caller would otherwise wait)."""
         self.tick.push_tx(key, pcm)
         leg = self.legs.get(key)
         if leg is not None:
+            if leg.tx_silent:
+                leg.call.flush_tx()
             self._top_up(leg)
 
     def flush(self, key: Hashable) -> int:
@@ -168,10 +172,11 @@ class MediaLoop:
         the tick (``pad``) so the line never starves; outside the tick only real audio is handed over."""
         frame = leg.rate * FRAME_MS // 1000
         room = TX_TARGET_FRAMES * frame - leg.call.tx_buffered
+        stream = self.tick.stream(leg.key)
         if not pad:
-            stream = self.tick.stream(leg.key)
             room = min(room, stream.outbound.available)
         if room >= frame:
+            leg.tx_silent = stream.outbound.available == 0
             out = self.tick.pull_tx(leg.key, (room // frame) * frame)
             leg.call.write_pcm(out)
             if leg.recorder is not None:

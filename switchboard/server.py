@@ -62,28 +62,27 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
 
     async def knowledge(app: web.Application) -> AsyncIterator[None]:
         """Knowledge bases: background ingestion (resumed at start) and the 12-hourly URL refresh."""
-        import agents.knowledge
         from agents.knowledge.service import KnowledgeService
         from api.routes.knowledge_bases import KNOWLEDGE
 
         service = KnowledgeService.from_env(app[POOL], settings.data_dir)
         await service.start()
         app[KNOWLEDGE] = service
-        agents.knowledge.install(service)
         if service.vectors.url:  # a chroma server (CHROMA_URL) is a dependency the health check reports
             app[HEALTH_CHECKS]["vector_store"] = lambda: service.vector_store_up
         try:
             yield
         finally:
-            agents.knowledge.uninstall(service)
             await service.stop()
 
     async def sip(app: web.Application) -> AsyncIterator[None]:
+        from api.routes.knowledge_bases import KNOWLEDGE
+
         from .telephony import Alias, Telephony
 
         first: FirstStart | None = app.get(FIRST_START)
         aliases = [Alias("demo", first.org_id, first.demo_agent_id)] if first else []
-        tel = Telephony(settings, app[POOL], app[SECRETS], app[VOICES], aliases=aliases)
+        tel = Telephony(settings, app[POOL], app[SECRETS], app[VOICES], aliases=aliases, knowledge=app.get(KNOWLEDGE))
         await tel.start()
         try:
             app[CALLS] = tel

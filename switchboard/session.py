@@ -41,6 +41,7 @@ class SessionDeps:
     worker: str
     keys: Callable[[Any], KeyLookup]  # org id → provider-key lookup
     allow_private_tools: bool = False
+    knowledge: Any = None  # the server's KnowledgeService (agents.knowledge.service), when it runs one
 
 
 class SessionIO:
@@ -198,7 +199,8 @@ class CallSession:
             self.deps.voices.get(DEFAULT_VOICE_ID)
         user_data = self.row.get("user_data") or {}
         engine = await build_engine(agent, user_data, keys=self.deps.keys(self.row.get("org_id")),
-                                    knowledge=answerer_for(self.row.get("org_id"), agent.get("knowledge_base_ids")),
+                                    knowledge=answerer_for(self.deps.knowledge, self.row.get("org_id"),
+                                                           agent.get("knowledge_base_ids")),
                                     allow_private_tools=self.deps.allow_private_tools,
                                     call={"call_id": str(self.id), "agent_id": self.row.get("agent_id"),
                                           "from_number": self.row.get("from_number"),

@@ -47,7 +47,7 @@ class Alias:
 
 class Telephony:
     def __init__(self, settings: Settings, db: DB, secrets: SecretBox, voices: VoiceCatalog, *,
-                 engine: Engine | None = None, aliases: list[Alias] | None = None) -> None:
+                 engine: Engine | None = None, aliases: list[Alias] | None = None, knowledge: Any = None) -> None:
         self.settings = settings
         self.db = db
         self.engine = engine or create_engine()
@@ -60,7 +60,8 @@ class Telephony:
         self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
-                                keys=self._key_lookup, allow_private_tools=settings.allow_private_urls)
+                                keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
+                                knowledge=knowledge)
         self.dialer = Dialer(self.engine, db, self.supervisor, settings.worker, on_placed=self._placed,
                              capacity=lambda: self.settings.max_calls - self.engine.active_call_count,
                              answer_timeout=settings.answer_timeout_seconds,

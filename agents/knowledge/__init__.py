@@ -1,8 +1,8 @@
 """Knowledge bases: chunking, embeddings (all-MiniLM-L6-v2), the chromadb vector store, URL fetching,
 background ingestion and refresh, and the retrieval answerer.
 
-The server installs its one ``KnowledgeService`` here at start; a call's runtime asks ``answerer_for``
-for the agent's knowledge lookup. Importing this package loads no model and no database client.
+The server runs one ``KnowledgeService``; a call's runtime asks ``answerer_for(service, …)`` for the
+agent's knowledge lookup. Importing this package loads no model and no database client.
 """
 
 from __future__ import annotations
@@ -14,28 +14,10 @@ from uuid import UUID
 if TYPE_CHECKING:
     from .service import KnowledgeService
 
-_service: KnowledgeService | None = None
-
-
-def install(service: KnowledgeService) -> None:
-    """Make ``service`` the process's knowledge service."""
-    global _service
-    _service = service
-
-
-def uninstall(service: KnowledgeService) -> None:
-    global _service
-    if _service is service:
-        _service = None
-
-
-def current() -> KnowledgeService | None:
-    return _service
-
-
-def answerer_for(org_id: Any, kb_ids: Sequence[Any] | None) -> Callable[[str], Awaitable[str | None]] | None:
+def answerer_for(service: KnowledgeService | None, org_id: Any,
+                 kb_ids: Sequence[Any] | None) -> Callable[[str], Awaitable[str | None]] | None:
     """The knowledge lookup of an agent of ``org_id`` with these knowledge bases, or None when it has
-    none (or no knowledge service runs in this process)."""
-    if _service is None or org_id is None or not kb_ids:
+    none (or there is no knowledge service)."""
+    if service is None or org_id is None or not kb_ids:
         return None
-    return _service.answerer(UUID(str(org_id)), [UUID(str(k)) for k in kb_ids])
+    return service.answerer(UUID(str(org_id)), [UUID(str(k)) for k in kb_ids])

@@ -25,20 +25,18 @@ async def test_demo_knowledge_base_is_created_once_and_answers(db, vectors, embe
 
     service = make_service(db, vectors)
     await service.start()  # picks up the demo sources by itself: start-up is not blocked by ingestion
-    agents.knowledge.install(service)
     try:
         await asyncio.wait_for(service.idle(), 60)
         kb = await kb_store.knowledge_bases.get(db, first.org_id, first.demo_kb_id)
         assert kb["status"] == "complete"
         assert vectors.count(first.org_id, first.demo_kb_id) == len(DEMO_TEXTS) >= 10
-        answer = agents.knowledge.answerer_for(first.org_id, agent["config"]["knowledge_base_ids"])
+        answer = agents.knowledge.answerer_for(service, first.org_id, agent["config"]["knowledge_base_ids"])
         assert answer is not None
         text = await answer("what does switchboard do")
         assert text and "phone calls" in text and len(text.split()) <= 60
     finally:
-        agents.knowledge.uninstall(service)
         await service.stop()
-    assert agents.knowledge.answerer_for(first.org_id, [first.demo_kb_id]) is None  # no service, no lookup
+    assert agents.knowledge.answerer_for(None, first.org_id, [first.demo_kb_id]) is None  # no service, no lookup
 
 
 async def test_a_demo_agent_from_before_gets_the_knowledge_base(db) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import requests
+
+from tests.support.sip_peers import free_port
 
 EXE = [sys.executable, "-m", "switchboard.cli"]
 
@@ -22,10 +23,6 @@ def _env(**extra: str) -> dict[str, str]:
     return env
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_api_key_create_prints_the_key_alone_on_the_last_line(database_url, tmp_path):
@@ -52,13 +49,16 @@ def test_bad_configuration_is_a_clear_error(tmp_path):
 def test_serve_on_embedded_defaults_first_start_then_restart(tmp_path: Path):
     """No DATABASE_URL: embedded PostgreSQL under the data dir; the demo key is printed once."""
     data = Path("/tmp") / f"sb-cli-{os.getpid()}"  # short path: PostgreSQL's unix socket lives in it
-    port = _free_port()
+    port = free_port()
+    rtp = free_port(100)
     env = _env(SWITCHBOARD_DATA_DIR=str(data), SWITCHBOARD_API_HOST="127.0.0.1", SWITCHBOARD_API_PORT=str(port),
-               SWITCHBOARD_SIP_HOST="127.0.0.1", SWITCHBOARD_SIP_PORT=str(_free_port()))
+               SWITCHBOARD_SIP_HOST="127.0.0.1", SWITCHBOARD_SIP_PORT=str(free_port()),  # UDP and TCP free
+               SWITCHBOARD_RTP_PORT_MIN=str(rtp), SWITCHBOARD_RTP_PORT_MAX=str(rtp + 99))
+    logs = [data.with_name(data.name + f"-{n}.log") for n in (1, 2)]
 
     def start() -> tuple[subprocess.Popen, list[str]]:
-        proc = subprocess.Popen([*EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                text=True)
+        log = logs[0] if not logs[0].exists() else logs[1]
+        proc = subprocess.Popen([*EXE, "serve"], env=env, stdout=subprocess.PIPE, stderr=log.open("w"), text=True)
         lines: list[str] = []
         for line in proc.stdout:  # the banner ends with its "Press Ctrl+C" line
             lines.append(line.rstrip())
@@ -70,7 +70,7 @@ def test_serve_on_embedded_defaults_first_start_then_restart(tmp_path: Path):
     try:
         proc, lines = start()
         text = "\n".join(lines)
-        assert "Switchboard is running." in text, text
+        assert "Switchboard is running." in text, text + logs[0].read_text()[-3000:]
         key = re.search(r"\b(sb_[A-Za-z0-9_\-]{40,})", text)
         assert key, text
         health = requests.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=10).json()
@@ -90,4 +90,4 @@ def test_serve_on_embedded_defaults_first_start_then_restart(tmp_path: Path):
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
-        subprocess.run(["rm", "-rf", str(data)], check=False)
+        subprocess.run(["rm", "-rf", str(data), *map(str, logs)], check=False)

@@ -23,7 +23,7 @@ from agents.providers.base import SpeechStream, SpeechToText, SynthesisStream, T
 from media.endpointing import EndpointingConfig, TurnEventKind
 from media.tick import StreamEvent
 from sipcore.loopback import RATE, LoopbackCall
-from switchboard.media_loop import MediaLoop
+from switchboard.media_loop import LegIO, MediaLoop
 
 
 class InstantStream(SpeechStream):
@@ -67,33 +67,8 @@ class InstantTTS(TextToSpeech):
         return SynthesisStream(chunks(), sample_rate)
 
 
-class LoopIO:
-    """The conversation's view of a call on the media loop (what the session provides in the server)."""
-
-    def __init__(self, media: MediaLoop, key: str) -> None:
-        self.media, self.key, self.sample_rate = media, key, RATE
-        self.t0 = time.monotonic()
-
-    def play(self, pcm: np.ndarray) -> None:
-        self.media.play(self.key, pcm)
-
-    def flush(self) -> int:
-        return self.media.flush(self.key)
-
-    def played_samples(self) -> int:
-        stream = self.media.stream(self.key)
-        return stream.tx_played if stream is not None else 0
-
-    def set_responding(self, on: bool) -> None:
-        stream = self.media.stream(self.key)
-        if stream is not None:
-            stream.response_active = on
-
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.t0) * 1000)
-
-    def call_ms(self, t: float) -> int:
-        return int((t - self.t0) * 1000)
+class LoopIO(LegIO):
+    """The conversation's view of the benchmark's call: the media loop's leg, and no call control."""
 
     async def hangup(self, reason: str) -> None:
         return None
@@ -113,7 +88,7 @@ async def measure(track: np.ndarray, turns: int, stop_ms: float) -> dict[str, li
     media.start()
     call = LoopbackCall()
     call.answer_now()
-    io = LoopIO(media, "bench")
+    io = LoopIO(media, "bench", RATE)
     engine = RetrievalEngine(None, "Fine.")
     conv = Conversation({"first_speaker": "user", "interruptible": False}, {}, io, stt=InstantSTT(),
                         tts=InstantTTS(), engine=engine, voice="x", agent_name="bench")

@@ -181,3 +181,43 @@ class MediaLoop:
             leg.call.write_pcm(out)
             if leg.recorder is not None:
                 leg.recorder.write_agent(out)
+
+
+class LegIO:
+    """The media half of what a conversation needs from its call (agents.conversation.CallIO), for one
+    leg of the loop: playout, the barge-in flush, playout progress, the responding flag, and call time on
+    the tick's audio clock (caller samples analysed: the recording's timeline). Subclasses add the
+    call-control half (hangup, transfer, send_dtmf, save_turn)."""
+
+    def __init__(self, media: MediaLoop, key: Hashable, sample_rate: int) -> None:
+        self.media, self.key, self.sample_rate = media, key, sample_rate
+        self._elapsed = 0  # last known, for after the leg has left the loop
+        self._played = 0
+
+    def play(self, pcm: np.ndarray) -> None:
+        if self.key in self.media.legs:
+            self.media.play(self.key, pcm)
+
+    def flush(self) -> int:
+        return self.media.flush(self.key)
+
+    def played_samples(self) -> int:
+        stream = self.media.stream(self.key)
+        if stream is not None:
+            self._played = stream.tx_played
+        return self._played
+
+    def set_responding(self, on: bool) -> None:
+        stream = self.media.stream(self.key)
+        if stream is not None:
+            stream.response_active = on
+
+    def elapsed_ms(self) -> int:
+        stream = self.media.stream(self.key)
+        if stream is not None:
+            self._elapsed = int((stream.audio_time() - stream.started_at) * 1000)
+        return self._elapsed
+
+    def call_ms(self, t: float) -> int:
+        stream = self.media.stream(self.key)
+        return int((t - stream.started_at) * 1000) if stream is not None else self._elapsed

@@ -25,6 +25,8 @@ from sipcore.engine import Call, CallAnswered, CallEnd, CallEnded, CallRinging, 
 from store import calls as call_store
 from store.types import DB
 
+from .media_loop import LegIO
+
 log = logging.getLogger(__name__)
 
 _DIAL_REASONS = {"busy": "dial_busy", "no_answer": "dial_no_answer", "failed": "dial_failed"}
@@ -44,43 +46,13 @@ class SessionDeps:
     knowledge: Any = None  # the server's KnowledgeService (agents.knowledge.service), when it runs one
 
 
-class SessionIO:
-    """The call as the conversation runtime sees it (agents.conversation.CallIO)."""
+class SessionIO(LegIO):
+    """The call as the conversation runtime sees it (agents.conversation.CallIO): the media half of its
+    leg on the loop, plus the session's call control and transcript."""
 
     def __init__(self, session: CallSession) -> None:
+        super().__init__(session.deps.media, session.id, session.call.sample_rate or 8000)
         self.s = session
-        self.sample_rate = session.call.sample_rate or 8000
-        self._elapsed = 0
-        self._played = 0
-
-    def play(self, pcm: Any) -> None:
-        if self.s.id in self.s.deps.media.legs:
-            self.s.deps.media.play(self.s.id, pcm)
-
-    def flush(self) -> int:
-        return self.s.deps.media.flush(self.s.id)
-
-    def played_samples(self) -> int:
-        stream = self.s.deps.media.stream(self.s.id)
-        if stream is not None:
-            self._played = stream.tx_played
-        return self._played
-
-    def set_responding(self, on: bool) -> None:
-        stream = self.s.deps.media.stream(self.s.id)
-        if stream is not None:
-            stream.response_active = on
-
-    def elapsed_ms(self) -> int:
-        stream = self.s.deps.media.stream(self.s.id)
-        if stream is not None:  # the tick's audio clock: caller samples analysed (the recording's timeline)
-            self._elapsed = int((stream.audio_time() - stream.started_at) * 1000)
-            return self._elapsed
-        return self._elapsed
-
-    def call_ms(self, t: float) -> int:
-        stream = self.s.deps.media.stream(self.s.id)
-        return int((t - stream.started_at) * 1000) if stream is not None else self._elapsed
 
     async def hangup(self, reason: str) -> None:
         await self.s.hangup(reason)

@@ -4,7 +4,6 @@ provider takes over (real SDKs against loopback servers speaking each provider's
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any
 
 import numpy as np
@@ -18,41 +17,19 @@ from agents.providers.pocketsphinx_stt import PocketsphinxSTT
 from agents.providers.sphinx_pool import DecoderPool
 from media.endpointing import EndpointingConfig
 from sipcore.loopback import RATE, LoopbackCall
-from switchboard.media_loop import MediaLoop
+from switchboard.media_loop import LegIO, MediaLoop
 from tests.providers.fake_deepgram import FakeDeepgram
 from tests.providers.fake_elevenlabs import FakeElevenLabs
 from tests.runtime.conftest import agent_config, silence, speech
 
 
-class TurnLog:
+class TurnLog(LegIO):
     """The conversation's view of a call on the media loop, keeping its transcript in memory."""
 
     def __init__(self, media: MediaLoop, key: str) -> None:
-        self.media, self.key, self.sample_rate = media, key, RATE
+        super().__init__(media, key, RATE)
         self.turns: list[dict[str, Any]] = []
         self.user_spoke = asyncio.Event()
-        self.t0 = time.monotonic()
-
-    def play(self, pcm: np.ndarray) -> None:
-        self.media.play(self.key, pcm)
-
-    def flush(self) -> int:
-        return self.media.flush(self.key)
-
-    def played_samples(self) -> int:
-        stream = self.media.stream(self.key)
-        return stream.tx_played if stream is not None else 0
-
-    def set_responding(self, on: bool) -> None:
-        stream = self.media.stream(self.key)
-        if stream is not None:
-            stream.response_active = on
-
-    def elapsed_ms(self) -> int:
-        return int((time.monotonic() - self.t0) * 1000)
-
-    def call_ms(self, t: float) -> int:
-        return int((t - self.t0) * 1000)
 
     async def hangup(self, reason: str) -> None:
         return None

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.support.loopback_http import serve_on_loopback
+
 
 @dataclass
 class Answer:
@@ -50,11 +52,7 @@ class FakeCustomLlm:
     async def start(self) -> FakeCustomLlm:
         app = web.Application()
         app.router.add_get("/llm/{call_id}", self._socket)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.url = f"ws://127.0.0.1:{port}/llm"
         return self
 

@@ -17,6 +17,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.support.loopback_http import serve_on_loopback
+
 
 @dataclass
 class Reply:
@@ -50,11 +52,7 @@ class FakeOpenAI:
     async def start(self) -> FakeOpenAI:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._completions)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         return self
 

@@ -18,6 +18,7 @@ from agents.providers.base import ProviderError, TextDelta, ToolCall, Usage
 from agents.providers.openai_llm import OpenAILLM  # noqa: E402
 from agents.sentences import SentenceSplitter
 from agents.tools import ToolExecutor, ToolOutcome, tool_specs
+from tests.support.loopback_http import serve_on_loopback
 
 
 @pytest.fixture
@@ -49,11 +50,7 @@ async def tool_server() -> AsyncIterator[tuple[str, list[Any]]]:
 
     app = web.Application()
     app.router.add_route("*", "/order", order)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, port = await serve_on_loopback(app)
     yield f"http://127.0.0.1:{port}/order", seen
     await runner.cleanup()
 

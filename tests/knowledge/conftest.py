@@ -16,6 +16,7 @@ from agents.knowledge.fetch import FetchLimits
 from agents.knowledge.service import KnowledgeService
 from agents.knowledge.vectors import VectorStore
 from store import orgs
+from tests.support.loopback_http import serve_on_loopback
 
 
 @pytest.fixture(scope="session")
@@ -97,11 +98,7 @@ class Site:
 @pytest.fixture
 async def site() -> AsyncIterator[Site]:
     s = Site()
-    runner = web.AppRunner(s.app, access_log=None)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    s.port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, s.port = await serve_on_loopback(s.app)
     yield s
     s.closing.set()
     await runner.cleanup()

@@ -22,6 +22,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.support.loopback_http import serve_on_loopback
+
 BYTES_PER_SECOND = 32000  # linear16 mono 16 kHz
 
 
@@ -88,11 +90,7 @@ class FakeDeepgram:
     async def start(self) -> FakeDeepgram:
         app = web.Application()
         app.router.add_get("/v1/listen", self._listen)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 

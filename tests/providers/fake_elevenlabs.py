@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from tests.support.loopback_http import serve_on_loopback
+
 VOICES = {"21m00Tcm4TlvDq8ikWAM", "pNInz6obpgDQGcFmaJgB"}
 PCM_RATES = {8000, 16000, 22050, 24000, 44100, 48000}
 
@@ -55,11 +57,7 @@ class FakeElevenLabs:
     async def start(self) -> FakeElevenLabs:
         app = web.Application()
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self._stream)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self
 

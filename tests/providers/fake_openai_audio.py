@@ -22,6 +22,8 @@ from typing import Any
 import numpy as np
 from aiohttp import web
 
+from tests.support.loopback_http import serve_on_loopback
+
 PCM_RATE = 24000
 
 
@@ -73,11 +75,7 @@ class FakeOpenAIAudio:
         app = web.Application(client_max_size=26 * 1024 * 1024)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/audio/speech", self._speech)
-        self._runner = web.AppRunner(app, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         return self
 

@@ -94,6 +94,13 @@ class QueuedSpeechStream(SpeechStream):
     @abc.abstractmethod
     async def _main(self) -> None: ...
 
+    async def _next_op(self) -> np.ndarray | str:
+        """The next queued input operation (an audio block, FLUSH or END), waiting for one."""
+        while not self._ops:
+            self._wake.clear()
+            await self._wake.wait()
+        return self._ops.popleft()
+
     # ---- input (never blocks)
     def push_audio(self, pcm16k: np.ndarray) -> None:
         if self._input_ended:

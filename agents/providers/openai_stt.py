@@ -111,11 +111,7 @@ class OpenAISpeechStream(QueuedSpeechStream):
         utt_start = 0
         try:
             while True:
-                if not self._ops:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                op = self._ops.popleft()
+                op = await self._next_op()
                 if isinstance(op, np.ndarray):
                     if not utt:
                         utt_start = self._samples

@@ -75,11 +75,7 @@ class SphinxStream(QueuedSpeechStream):
             if self._phrases:
                 grammar = await self._pool.grammar(self._phrases)
             while True:
-                if not self._ops:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                op = self._ops.popleft()
+                op = await self._next_op()
                 if isinstance(op, np.ndarray):
                     batch = [op]
                     while self._ops and isinstance(self._ops[0], np.ndarray):

@@ -56,6 +56,18 @@ def after_output(err: ProviderError) -> ProviderError:
     return err
 
 
+def _backoff(err: ProviderError, policy: RetryPolicy, attempt: int, t0: float, what: str) -> float:
+    """Seconds to wait before retry number `attempt` after `err`; re-raises `err` when it is not retryable or
+    the policy has no retry left for it (within the turn's latency budget)."""
+    if not err.retryable:
+        raise err
+    wait = policy.delay(attempt, time.monotonic() - t0)
+    if wait is None:
+        raise err
+    log.warning("%s failed (%s: %s); retry %d in %.2f s", what, err.reason, err.message, attempt, wait)
+    return wait
+
+
 async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy = DEFAULT_POLICY, *,
                           what: str = "provider call") -> T:
     """`await fn()`, calling it again on a retryable `ProviderError` as the policy allows."""
@@ -65,14 +77,8 @@ async def call_with_retry(fn: Callable[[], Awaitable[T]], policy: RetryPolicy = 
         try:
             return await fn()
         except ProviderError as e:
-            if not e.retryable:
-                raise
             attempt += 1
-            wait = policy.delay(attempt, time.monotonic() - t0)
-            if wait is None:
-                raise
-            log.warning("%s failed (%s: %s); retry %d in %.2f s", what, e.reason, e.message, attempt, wait)
-            await asyncio.sleep(wait)
+            await asyncio.sleep(_backoff(e, policy, attempt, t0, what))
 
 
 async def stream_with_retry(make: Callable[[], AsyncIterator[T]], policy: RetryPolicy = DEFAULT_POLICY, *,
@@ -93,13 +99,8 @@ async def stream_with_retry(make: Callable[[], AsyncIterator[T]], policy: RetryP
             if produced:
                 after_output(e)
                 raise
-            if not e.retryable:
-                raise
             attempt += 1
-            wait = policy.delay(attempt, time.monotonic() - t0)
-            if wait is None:
-                raise
-            log.warning("%s failed (%s: %s); retry %d in %.2f s", what, e.reason, e.message, attempt, wait)
+            wait = _backoff(e, policy, attempt, t0, what)
         finally:
             aclose = getattr(gen, "aclose", None)
             if aclose is not None:

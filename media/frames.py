@@ -64,3 +64,17 @@ def float_to_int16(x: np.ndarray) -> np.ndarray:
 def int16_to_float(x: np.ndarray) -> np.ndarray:
     """int16 → float32 in [-1, 1)."""
     return x.astype(np.float32) * np.float32(1.0 / 32768.0)
+
+
+class Pcm16Decoder:
+    """Little-endian int16 PCM arriving as byte chunks of any length (an HTTP stream may split a sample
+    between chunks): each `decode()` returns the whole samples so far and keeps a dangling byte."""
+
+    def __init__(self) -> None:
+        self._odd = b""
+
+    def decode(self, data: bytes) -> np.ndarray:
+        data, self._odd = self._odd + data, b""
+        if len(data) & 1:
+            data, self._odd = data[:-1], data[-1:]
+        return np.frombuffer(data, "<i2").astype(np.int16)

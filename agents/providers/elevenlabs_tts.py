@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from media.frames import Pcm16Decoder
 from media.resample import Resampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
@@ -96,15 +97,13 @@ class ElevenLabsTTS(TextToSpeech):
             kwargs["language_code"] = self.language_code
         resampler = Resampler(rate, sample_rate)
         produced = False
-        odd = b""
+        pcm16 = Pcm16Decoder()
         try:
             async for data in self.client.text_to_speech.stream(voice, **kwargs):
-                data, odd = odd + data, b""
-                if len(data) & 1:
-                    data, odd = data[:-1], data[-1:]
-                if not data:
+                pcm = pcm16.decode(data)
+                if not len(pcm):
                     continue
-                out = resampler.process(np.frombuffer(data, "<i2").astype(np.int16))
+                out = resampler.process(pcm)
                 if len(out):
                     produced = True
                     yield out

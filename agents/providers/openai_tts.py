@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from media.frames import Pcm16Decoder
 from media.resample import Resampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
@@ -57,16 +58,13 @@ class OpenAITTS(TextToSpeech):
             kwargs["instructions"] = self.instructions
         resampler = Resampler(PCM_RATE, sample_rate)
         produced = False
-        odd = b""
+        pcm16 = Pcm16Decoder()
         try:
             async with self.client.audio.speech.with_streaming_response.create(**kwargs) as response:
                 async for data in response.iter_bytes(_CHUNK):
-                    data, odd = odd + data, b""
-                    if len(data) & 1:
-                        data, odd = data[:-1], data[-1:]
-                    if not data:
+                    pcm = pcm16.decode(data)
+                    if not len(pcm):
                         continue
-                    pcm = np.frombuffer(data, "<i2").astype(np.int16)
                     out = resampler.process(pcm)
                     if len(out):
                         produced = True

@@ -32,3 +32,14 @@ def test_float_conversion_clips_and_rounds():
         float_to_int16(np.array([-2.0, -1.0, 0.0, 0.5, 1.0])), [-32768, -32768, 0, 16384, 32767]
     )
     assert int16_to_float(np.array([-32768], np.int16))[0] == -1.0
+
+
+def test_pcm16_decoder_keeps_samples_split_between_chunks():
+    from media.frames import Pcm16Decoder
+
+    samples = np.array([1, -2, 300, -32768, 32767], np.int16)
+    raw = samples.astype("<i2").tobytes()
+    decoder = Pcm16Decoder()
+    parts = [decoder.decode(raw[i:i + 3]) for i in range(0, len(raw), 3)]  # odd-sized chunks
+    np.testing.assert_array_equal(np.concatenate(parts), samples)
+    assert decoder.decode(b"").size == 0

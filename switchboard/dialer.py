@@ -17,6 +17,8 @@ from trunks.accounts import dial_target
 from trunks.limits import CpsLimiter
 from trunks.supervisor import TrunkSupervisor
 
+from .tasks import TaskSet
+
 log = logging.getLogger(__name__)
 
 Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], None]
@@ -37,22 +39,14 @@ class Dialer:
         self.setup_timeout = setup_timeout
         self.cps = CpsLimiter()
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._late: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet()
         self.paused = False
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="dialer")
+        self._tasks.spawn(self._run(), "dialer")
 
     async def stop(self) -> None:
-        for task in list(self._late):
-            task.cancel()
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await self._tasks.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -119,9 +113,7 @@ class Dialer:
         updated = await call_store.calls.update(self.db, row["org_id"], row["id"], {
             "sip_call_id": call.sip_call_id, "engine_call_id": call.id, "started_at": datetime.now(UTC)})
         if call.sip_call_id is None:  # the engine learns it from the call's first events
-            task = asyncio.get_running_loop().create_task(self._late_call_id(row, call), name=f"call-id-{row['id']}")
-            self._late.add(task)
-            task.add_done_callback(self._late.discard)
+            self._tasks.spawn(self._late_call_id(row, call), f"call-id-{row['id']}")
         self.on_placed(updated or row, call, trunk)
         return True
 

@@ -16,6 +16,8 @@ from media.recording import StereoRecorder
 from media.tick import FRAME_MS, MediaStream, MediaTick, StreamEvent
 from sipcore.engine import Call
 
+from .tasks import TaskSet
+
 log = logging.getLogger(__name__)
 
 TX_TARGET_FRAMES = 3  # keep ≤ 60 ms queued in the engine: latency stays bounded, no underruns
@@ -57,7 +59,7 @@ class MediaLoop:
         self.media_timeout = media_timeout
         self.legs: dict[Hashable, Leg] = {}
         self.stats = MediaStats()
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = TaskSet()
 
     # -- legs ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, call: Call, *, recorder: StereoRecorder | None,
@@ -99,16 +101,10 @@ class MediaLoop:
 
     # -- the tick --------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run(), name="media-tick")
+        self._tasks.spawn(self._run(), "media-tick")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await self._tasks.close()
 
     async def _run(self) -> None:
         period = FRAME_MS / 1000

@@ -26,6 +26,7 @@ from store import calls as call_store
 from store.types import DB
 
 from .media_loop import LegIO
+from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +88,7 @@ class CallSession:
         self.ended = asyncio.Event()
         self.dtmf: list[str] = []
         self.conversation: Conversation | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
 
     # -- control from the API / runtime ----------------------------------------------------------------
     async def hangup(self, reason: str) -> None:
@@ -136,13 +137,10 @@ class CallSession:
                 await self._ended(end)
         finally:
             self.ended.set()
-            for task in self._tasks:
-                task.cancel()
+            self._tasks.cancel()
 
     def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=f"call-{self.id}-{name}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._tasks.spawn(coro, f"call-{self.id}-{name}")
 
     async def _transition(self, status: str, allowed: tuple[str, ...], **fields: Any) -> dict[str, Any] | None:
         return await call_store.transition(self.deps.db, self.id, status, allowed_from=allowed, **fields)

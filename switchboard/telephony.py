@@ -30,6 +30,7 @@ from .config import Settings
 from .dialer import Dialer
 from .media_loop import MediaLoop
 from .session import CallSession, SessionDeps
+from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class Telephony:
         self.media = MediaLoop(media_timeout=settings.media_timeout_seconds)
         self.supervisor = TrunkSupervisor(self.engine, db, secrets)
         self.sessions: dict[UUID, CallSession] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = TaskSet()
         self.secrets = secrets
         self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
@@ -108,9 +109,7 @@ class Telephony:
         self.running = False
 
     async def _wait_sessions(self, grace: float) -> None:
-        tasks = [t for t in self._tasks if not t.done()]
-        if tasks:
-            await asyncio.wait(tasks, timeout=grace)
+        await self._tasks.wait(grace)
 
     def healthy(self) -> bool:
         return self.running
@@ -155,10 +154,7 @@ class Telephony:
 
     # -- sessions --------------------------------------------------------------------------------------
     def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._tasks.spawn(coro, name)
 
     def _start_session(self, row: dict[str, Any], call: Call, trunk: dict[str, Any] | None) -> CallSession:
         session = CallSession(self.deps, row, call, trunk=trunk)

@@ -1,0 +1,62 @@
+"""What every helper process of the server does first: die with its parent, and give way to real-time audio.
+
+Local speech-to-text, synthesis and embedding workers run in child processes. They must never outlive the
+server (a ``kill -9`` of the server used to leave a ~500 MB embedding worker behind), and they must never
+take the CPU or the disk from the media tick and the SIP engine's audio threads. ``harden(parent_pid)`` is
+the first call of every such child: the kernel kills it when its parent dies (``PR_SET_PDEATHSIG``), and it
+runs at a lower CPU priority (nice) and in the idle I/O class.
+
+``PR_SET_PDEATHSIG`` fires when the *thread* that started the child exits: start children from the event
+loop's thread (as ``multiprocessing`` ``spawn`` does when called there), not from a short-lived executor thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import platform
+import signal
+
+PR_SET_PDEATHSIG = 1
+HELPER_NICE = 10  # the server itself runs at 0: the media tick wins every contest for a core
+_IOPRIO_WHO_PROCESS = 1
+_IOPRIO_CLASS_IDLE = 3
+_IOPRIO_CLASS_SHIFT = 13
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel for SIGKILL when the parent goes; exit now if it is already gone."""
+    _libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(0)
+
+
+def lower_priority(nice: int = HELPER_NICE) -> None:
+    """CPU nice and the idle I/O class for this process (best effort: never fatal)."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), nice))
+    number = _SYS_IOPRIO_SET.get(platform.machine())
+    if number is not None:
+        _libc().syscall(number, _IOPRIO_WHO_PROCESS, 0, _IOPRIO_CLASS_IDLE << _IOPRIO_CLASS_SHIFT)
+
+
+def harden(parent_pid: int, *, nice: int = HELPER_NICE) -> None:
+    """The first call in every helper child process."""
+    die_with_parent(parent_pid)
+    lower_priority(nice)
+
+
+def priority_preexec(nice: int = HELPER_NICE):  # type: ignore[no-untyped-def]
+    """A ``preexec_fn`` for subprocesses (espeak-ng…): same policy, for programs we exec."""
+    parent = os.getpid()
+
+    def preexec() -> None:
+        harden(parent, nice=nice)
+
+    return preexec

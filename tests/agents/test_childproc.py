@@ -1,0 +1,52 @@
+"""Helper processes die with the server and run below it in priority."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+PARENT = r"""
+import multiprocessing as mp, os, sys, time
+from agents.childproc import harden
+
+def child(parent):
+    harden(parent)
+    print(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    p = mp.get_context("spawn").Process(target=child, args=(os.getpid(),), daemon=True)
+    p.start()
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_helper_child_dies_when_its_parent_is_killed(tmp_path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(PARENT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        pid_text, nice = parent.stdout.readline().split()  # the child's line: it is up and hardened
+        child = int(pid_text)
+        assert int(nice) >= 10
+        assert _alive(child)
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the helper outlived a kill -9 of its parent"
+    finally:
+        parent.kill()

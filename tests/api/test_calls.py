@@ -181,6 +181,14 @@ async def test_end_and_cancel(tenant, agent, db):
     assert (await tenant.post(f"/calls/{call_id}/end"))[0] == 409
     events = await call_store.events(db, uuid.UUID(call_id))
     assert [e["status"] for e in events] == ["pending", "canceled"]
+    status, body = await tenant.get(f"/calls/{call_id}/events")
+    assert status == 200 and [(e["kind"], e["status"]) for e in body["data"]] == [
+        ("status", "pending"), ("status", "canceled")]
+    assert body["data"][0]["id"] < body["data"][1]["id"]
+    names = [r["event"] for r in await db.fetch("SELECT event FROM outbox WHERE call_id = $1 ORDER BY id",
+                                                uuid.UUID(call_id))]
+    assert names == ["call_status", "call_status", "call_failed"], names  # each write with its outbox rows
+    assert (await tenant.get(f"/calls/{uuid.uuid4()}/events"))[0] == 404
 
     _, body = await tenant.post("/calls", {"to_number": "sip:bob@127.0.0.1", "agent_id": agent["id"]}, expect=201)
     live_id = body["data"]["id"]

@@ -23,7 +23,7 @@ from . import events
 
 log = logging.getLogger(__name__)
 
-Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], None]
+Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], object]
 
 
 class Dialer:

@@ -18,7 +18,6 @@ from uuid import UUID
 
 from aiohttp import WSMsgType, web
 
-from agents import report as reports
 from api import errors
 from api.envelope import dumps
 from api.keys import POOL, SETTINGS
@@ -79,11 +78,11 @@ async def get_report(ctx: Ctx) -> Result:
                       .model_dump(mode="json"))
     if record["status"] not in ENDED:
         raise errors.Conflict(f"The call is {record['status']}; its report is made when it ends.")
-    # ended before reports existed (or its event is still queued): what can be computed locally, now
-    turns = await call_store.transcript(ctx.app[POOL], record["id"])
-    agent = record.get("agent_config") or {}
-    report = reports.local_report(record, turns, analysis=reports.analysis_config(agent))
-    return Result(ReportOut(call_id=record["id"], status="done", report=report).model_dump(mode="json"))
+    # its end event is still on its way to the analyzer, or the call ended before reports existed:
+    # queue it (the analyzer of any worker takes it) and answer "pending"
+    await ctx.app[POOL].execute("INSERT INTO call_reports (call_id, org_id) VALUES ($1, $2)"
+                                " ON CONFLICT (call_id) DO NOTHING", record["id"], ctx.org_id)
+    return Result(ReportOut(call_id=record["id"], status="pending", report=None).model_dump(mode="json"))
 
 
 # -- the socket -----------------------------------------------------------------------------------------

@@ -53,15 +53,24 @@ async def secrets_for(db: DB, org_ids: list[UUID]) -> dict[UUID, str]:
 
 
 # -- deliveries -----------------------------------------------------------------------------------------
-async def insert_delivery(db: DB, values: dict[str, Any]) -> UUID | None:
-    """One delivery; None when this outbox row already has one for this URL (dispatched twice)."""
-    return await db.fetchval(
+async def insert_deliveries(db: DB, values: list[dict[str, Any]]) -> int:
+    """Insert deliveries in one statement; an outbox row that already has one for a URL (it was
+    dispatched twice) gets no second. Returns how many were created."""
+    if not values:
+        return 0
+    import json
+
+    cols = ("id", "org_id", "outbox_id", "call_id", "event", "event_id", "url", "method", "headers", "body",
+            "source", "event_at")
+    arrays = [[v[c] if c != "headers" else json.dumps(v[c]) for v in values] for c in cols]
+    return len(await db.fetch(
         "INSERT INTO webhook_deliveries (id, org_id, outbox_id, call_id, event, event_id, url, method, headers,"
-        " body, source, event_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12)"
+        " body, source, event_at) SELECT i, o, ob, c, e, ei, u, m, h::jsonb, b, s, t FROM unnest($1::uuid[],"
+        " $2::uuid[], $3::bigint[], $4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
+        " $10::text[], $11::text[], $12::timestamptz[]) AS x(i, o, ob, c, e, ei, u, m, h, b, s, t)"
         " ON CONFLICT (outbox_id, url) DO NOTHING RETURNING id",
-        values["id"], values["org_id"], values["outbox_id"], values["call_id"], values["event"], values["event_id"],
-        values["url"], values["method"], values["headers"], values["body"], values["source"], values["event_at"],
-    )
+        *arrays,
+    ))
 
 
 async def claim_due(db: DB, worker: str, limit: int, lease_seconds: float) -> list[dict[str, Any]]:
@@ -88,20 +97,17 @@ async def record_attempt(db: DB, delivery: dict[str, Any], worker: str, started_
                          outcome: str, next_attempt_at: datetime | None) -> bool:
     """Log the attempt and settle the delivery: 'delivered', 'failed' (gave up) or 'pending' (retry at
     ``next_attempt_at``). False when this worker's lease was lost meanwhile (another worker owns it)."""
-    async with db.transaction():  # type: ignore[attr-defined]
-        settled = await db.fetchval(
-            "UPDATE webhook_deliveries SET status = $3, next_attempt_at = coalesce($4, next_attempt_at),"
-            " locked_until = NULL, locked_by = NULL, last_status_code = $5, last_error = $6,"
-            " delivered_at = CASE WHEN $3 = 'delivered' THEN clock_timestamp() ELSE delivered_at END,"
-            " updated_at = clock_timestamp()"
-            " WHERE id = $1 AND locked_by = $2 AND status = 'pending' RETURNING id",
-            delivery["id"], worker, outcome, next_attempt_at, status_code, error,
-        )
-        await db.execute(
-            "INSERT INTO webhook_attempts (delivery_id, attempt, worker, started_at, duration_ms, status_code, error,"
-            " response) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            delivery["id"], delivery["attempts"], worker, started_at, duration_ms, status_code, error, response,
-        )
+    settled = await db.fetchval(  # one statement: settles the delivery and logs the attempt atomically
+        "WITH s AS (UPDATE webhook_deliveries SET status = $3, next_attempt_at = coalesce($4, next_attempt_at),"
+        " locked_until = NULL, locked_by = NULL, last_status_code = $5, last_error = $6,"
+        " delivered_at = CASE WHEN $3 = 'delivered' THEN clock_timestamp() ELSE delivered_at END,"
+        " updated_at = clock_timestamp() WHERE id = $1 AND locked_by = $2 AND status = 'pending' RETURNING id),"
+        " a AS (INSERT INTO webhook_attempts (delivery_id, attempt, worker, started_at, duration_ms, status_code,"
+        " error, response) VALUES ($1, $7, $2, $8, $9, $5, $6, $10))"
+        " SELECT id FROM s",
+        delivery["id"], worker, outcome, next_attempt_at, status_code, error, delivery["attempts"], started_at,
+        duration_ms, response,
+    )
     return settled is not None
 
 

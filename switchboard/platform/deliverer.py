@@ -36,7 +36,7 @@ class DeliveryPolicy:
     retry_window_seconds: float = 24 * 3600.0  # retried until the event is this old
     concurrency: int = 64
     batch: int = 100
-    lease_seconds: float = 30.0  # > timeout: a live worker always settles before its lease runs out
+    lease_seconds: float = 30.0  # > 2 × timeout: a live worker settles what it claimed before the lease ends
 
     def delay(self, attempt: int) -> float:
         """Exponential backoff with jitter: base × 2^(attempt-1), capped, times a random 0.5–1.0."""
@@ -89,8 +89,10 @@ class Deliverer:
         self.wake.clear()
 
     async def _claim(self) -> list[dict[str, Any]]:
-        free = self.policy.concurrency - len(self._inflight)
-        if free <= 0:
+        # Up to two rounds of work in hand: the semaphore bounds concurrent requests, and a claimed row
+        # waits at most one timeout for its turn, well inside its lease.
+        free = 2 * self.policy.concurrency - len(self._inflight)
+        if free < self.policy.batch // 2:
             await asyncio.wait(self._inflight, return_when=asyncio.FIRST_COMPLETED)
             return []
         try:
@@ -169,9 +171,8 @@ class Deliverer:
             else:
                 outcome = "pending"
                 next_at = datetime.now(UTC) + timedelta(seconds=self.policy.delay(delivery["attempts"]))
-        async with self.pool.acquire() as conn:
-            kept = await store.record_attempt(conn, delivery, self.worker, started_at, duration_ms, status, error,
-                                              answer, outcome, next_at)
+        kept = await store.record_attempt(self.pool, delivery, self.worker, started_at, duration_ms, status, error,
+                                          answer, outcome, next_at)
         metrics.WEBHOOK_ATTEMPTS.labels("delivered" if ok else "failed").inc()
         if ok:
             metrics.WEBHOOK_LATENCY.observe((datetime.now(UTC) - delivery["event_at"]).total_seconds())

@@ -44,7 +44,8 @@ async def _task(conn: asyncpg.Connection, call: Mapping[str, Any] | None) -> dic
 async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATCH) -> tuple[int, int]:
     """Dispatch one batch; returns (outbox rows handled, deliveries created)."""
     ended: list[tuple[str, str]] = []
-    created = 0
+    deliveries: list[dict[str, Any]] = []
+    finished: dict[Any, Any] = {}  # call id → org id: calls that ended (a report job each)
     async with pool.acquire() as conn, conn.transaction():
         events = await conn.fetch(
             "SELECT * FROM outbox WHERE dispatched_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", limit)
@@ -59,9 +60,7 @@ async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATC
         for event in events:
             name, payload, call = event["event"], event["payload"] or {}, calls.get(event["call_id"])
             if call is not None and is_call_end(name, payload):
-                await conn.execute(
-                    "INSERT INTO call_reports (call_id, org_id) VALUES ($1, $2) ON CONFLICT (call_id) DO NOTHING",
-                    call["id"], call["org_id"])
+                finished[call["id"]] = call["org_id"]
                 if name == "call_status":
                     ended.append((str(payload.get("status")), str(payload.get("hangup_cause") or "")))
             if name not in targets.WEBHOOK_EVENTS or event["org_id"] is None:
@@ -78,15 +77,18 @@ async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATC
                 report = await conn.fetchval("SELECT report FROM call_reports WHERE call_id = $1", call["id"])
             data = targets.event_data(name, payload, call, base_url, transcript, report)
             event_id = f"evt_{event['id']}"
-            delivery = {
+            deliveries.append({
                 "id": uuid.uuid4(), "org_id": event["org_id"], "outbox_id": event["id"], "call_id": event["call_id"],
                 "event": name, "event_id": event_id, "url": target.url, "method": target.method,
                 "headers": target.headers, "source": target.source, "event_at": event["created_at"],
                 "body": targets.body(name, event_id, event["created_at"], event["call_id"], data,
                                      task_id=(call or {}).get("task_id")),
-            }
-            if await store.insert_delivery(conn, delivery) is not None:
-                created += 1
+            })
+        if finished:
+            await conn.execute(
+                "INSERT INTO call_reports (call_id, org_id) SELECT * FROM unnest($1::uuid[], $2::uuid[])"
+                " ON CONFLICT (call_id) DO NOTHING", list(finished), list(finished.values()))
+        created = await store.insert_deliveries(conn, deliveries)
         await conn.execute("UPDATE outbox SET dispatched_at = clock_timestamp() WHERE id = ANY($1::bigint[])",
                            [e["id"] for e in events])
     for status, cause in ended:  # counted after commit: once per ended call, cluster-wide

@@ -60,6 +60,9 @@ class CallIO(Protocol):
     async def transfer(self, target: str) -> None: ...
     async def send_dtmf(self, digits: str) -> None: ...
     async def save_turn(self, turn: dict[str, Any]) -> None: ...
+    async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        """A call event beside the transcript (``provider_fallback``)."""
+        ...
 
 
 class Conversation:
@@ -110,10 +113,7 @@ class Conversation:
         """Stop everything; the unfinished agent turn is saved; returns the call's conversation metrics."""
         self._closed = True
         for task in (self._reply, self._task, self._stt_reader, self._push_reader):
-            if task is not None and not task.done():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+            await _stop(task)
         if self._turn is not None:
             await self._finish_turn(interrupted=self.io.played_samples() < self._turn.end_sample)
         if self._speech is not None:
@@ -156,7 +156,7 @@ class Conversation:
             if add is not None:
                 add(text)
             self._start_reply(self._say(text))
-        while True:
+        while not self._closed:
             timeout = self._next_deadline()
             try:
                 kind, value = await asyncio.wait_for(self._queue.get(), timeout)
@@ -177,6 +177,8 @@ class Conversation:
                 await self._on_push(value)
             elif kind == "stt_failed":
                 await self._on_stt_failed(*value)
+            elif kind == "fallback":
+                await self.io.record_event("provider_fallback", value)
 
     def _next_deadline(self) -> float | None:
         now = self.clock()
@@ -253,6 +255,7 @@ class Conversation:
                 give_up = self._stt_failures >= MAX_STT_FAILURES
                 if self._fallback_stt is not None and self.stt is not self._fallback_stt:
                     self.stt = self._fallback_stt
+                    self._post("fallback", {"kind": "stt", "reason": exc.reason, "error": str(exc)})
                 self._post("stt_failed", (exc, give_up))
                 if give_up:
                     return
@@ -314,12 +317,17 @@ class Conversation:
                         metrics.first_audio_at = self.clock()
                     self.io.play(chunk)
                     samples += len(chunk)
+        except asyncio.CancelledError:
+            if samples:  # cut short (barge-in, hang-up) while streaming: what was queued may have been heard
+                turn.add(sentence, samples)
+            raise
         except ProviderError as exc:
             if self._fallback_tts is None or self.tts is self._fallback_tts[0]:
                 raise
             # the rest of the call speaks with the local voice; this sentence too, unless it was mostly heard
             log.warning("text-to-speech failed (%s): the local voice takes over", exc)
             self.tts, self.voice = self._fallback_tts
+            await self.io.record_event("provider_fallback", {"kind": "tts", "reason": exc.reason, "error": str(exc)})
             now = self.io.elapsed_ms()
             await self.io.save_turn({"role": "system", "start_ms": now, "end_ms": now,
                                      "content": f"text-to-speech provider error: {exc.reason}: {exc}; "
@@ -422,3 +430,16 @@ class Conversation:
         if self._hangup_after_playout and not interrupted:
             reason, self._hangup_after_playout = self._hangup_after_playout, None
             await self.io.hangup(reason)
+
+
+async def _stop(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` and wait for it to finish. asyncio.wait_for (3.11) returns normally when the
+    cancellation races the awaited result, swallowing it; so cancel again until the task is done."""
+    for _ in range(20):
+        if task is None or task.done():
+            break
+        task.cancel()
+        await asyncio.wait({task}, timeout=0.5)
+    if task is not None and task.done() and not task.cancelled():
+        with contextlib.suppress(BaseException):
+            task.exception()  # retrieved: no "never retrieved" warning

@@ -13,13 +13,13 @@ from .ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from agents.voices import VoiceCatalog
-    from switchboard.calls import CallControl
-    from switchboard.config import Settings
+
+    from .control import CallControl
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIMITER = web.AppKey("limiter", RateLimiter)
 SECRETS = web.AppKey("secrets", SecretBox)
-SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+SETTINGS: web.AppKey[Any] = web.AppKey("settings")  # the composition root's settings (base_url…)
 VOICES: web.AppKey[VoiceCatalog] = web.AppKey("voices")
 CALLS: web.AppKey[CallControl] = web.AppKey("call_control")
 HEALTH_CHECKS: web.AppKey[dict[str, Any]] = web.AppKey("health_checks")

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
+from importlib.metadata import version
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
-
-from switchboard import __version__
 
 from .routing import Endpoint, Registry
 
@@ -141,7 +140,7 @@ def build(registry: Registry, prefix: str = "/api/v1") -> dict[str, Any]:
         "openapi": "3.1.0",
         "info": {
             "title": "Switchboard API",
-            "version": __version__,
+            "version": version("switchboard"),
             "description": "Self-hosted voice-AI telephony: agents, SIP trunks, numbers and calls.",
         },
         "servers": [{"url": "/"}],

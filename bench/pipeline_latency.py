@@ -23,7 +23,7 @@ from agents.providers.base import SpeechStream, SpeechToText, SynthesisStream, T
 from media.endpointing import EndpointingConfig, TurnEventKind
 from media.tick import StreamEvent
 from sipcore.loopback import RATE, LoopbackCall
-from switchboard.media_loop import LegIO, MediaLoop
+from switchboard.calls.media_loop import LegIO, MediaLoop
 
 
 class InstantStream(SpeechStream):
@@ -77,6 +77,9 @@ class LoopIO(LegIO):
         return None
 
     async def send_dtmf(self, digits: str) -> None:
+        return None
+
+    async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
         return None
 
     async def save_turn(self, turn: dict[str, Any]) -> None:

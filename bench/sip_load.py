@@ -3,7 +3,7 @@
     python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--idle-seconds 10]
 
 The worker is the real thing, in THIS process on its own asyncio loop (uvloop when installed):
-``switchboard.telephony.Telephony`` with the baresip SIP engine, an embedded PostgreSQL (pgserver) in a
+``switchboard.calls.telephony.Telephony`` with the baresip SIP engine, an embedded PostgreSQL (pgserver) in a
 temp dir with the migrations and the demo bootstrap, inbound routing of ``sip:demo@…``, one call
 session per call (call row first, answer, stereo recording, the demo agent's greeting spoken by
 espeak-ng subprocesses — real per-call work, kept) and the one shared 20 ms media tick (resampling,
@@ -374,8 +374,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
     from store.db import create_pool
     from store.migrate import migrate
     from switchboard.bootstrap import ensure_demo
+    from switchboard.calls.telephony import Alias, Telephony
     from switchboard.config import Settings
-    from switchboard.telephony import Alias, Telephony
 
     loop = asyncio.get_running_loop()
     res = Result(args, f"{type(loop).__module__}.{type(loop).__name__}")

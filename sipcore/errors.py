@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sipcore.calltypes import CallEnd
-from sipcore.causes import CallStatus
+from sipcore.causes import DIAL_REFUSALS, CallStatus, DisconnectionReason
 
 
 class EngineError(Exception):
@@ -17,12 +17,15 @@ class EngineNotRunning(EngineError):
 class DialRefused(EngineError):
     """``dial`` was refused before any INVITE went out.
 
-    ``reason`` is one of: draining, over_capacity, invalid_uri, no_route, engine.
+    ``reason`` is one of :data:`sipcore.causes.DIAL_REFUSALS` (draining, over_capacity, invalid_uri,
+    no_route, engine); anything else is a programming error and raises ValueError here.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
-        self.reason = reason
+        self.reason = DisconnectionReason(reason)
+        if self.reason not in DIAL_REFUSALS:
+            raise ValueError(f"not a dial refusal: {reason!r}")
 
 
 class DialFailed(EngineError):

@@ -1,7 +1,8 @@
 """Calls, their status events and transcript turns.
 
 Every status change is one statement that updates the call and appends its event together, guarded by
-the statuses it may leave (so a racing worker or API request cannot move a call backwards).
+the statuses it may leave (so a racing worker or API request cannot move a call backwards). The writes
+here are called only by ``switchboard.calls.events``, which adds the outbox row in the same transaction.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from sipcore.causes import ACTIVE_STATUSES, ENDED_STATUSES
+
 from .crud import Table
 from .errors import translating
 from .types import DB, Where, row, rows, transaction, update_sets
 
-ACTIVE = ("pending", "ringing", "in_progress")
-ENDED = ("completed", "failed", "no_answer", "busy", "canceled")
+ACTIVE: tuple[str, ...] = tuple(ACTIVE_STATUSES)
+ENDED: tuple[str, ...] = tuple(ENDED_STATUSES)
 
 CALL_COLUMNS = frozenset(
     {
@@ -22,6 +25,7 @@ CALL_COLUMNS = frozenset(
         "trunk_id", "number_id", "record", "metadata", "user_data", "max_duration_seconds", "webhooks",
         "started_at", "answered_at", "ended_at", "hangup_cause", "disconnection_reason", "sip_call_id",
         "sip_status", "recording_path", "cost", "metrics", "worker_id", "sip_source", "engine_call_id",
+        "error_message", "hangup_requested",
     }
 )
 calls = Table("calls", CALL_COLUMNS)
@@ -135,10 +139,11 @@ async def add_turn(db: DB, call_id: UUID, turn: dict[str, Any]) -> dict[str, Any
     )
 
 
-async def add_event(db: DB, call_id: UUID, kind: str, status: str, detail: dict[str, Any]) -> None:
-    """A non-status event (dtmf, transfer…) in the call's history."""
+async def add_event(db: DB, call_id: UUID, kind: str, detail: dict[str, Any]) -> None:
+    """A non-status event (dtmf, transfer…) in the call's history, stamped with the call's status."""
     await db.execute(
-        "INSERT INTO call_events (call_id, kind, status, detail) VALUES ($1, $2, $3, $4)", call_id, kind, status, detail
+        "INSERT INTO call_events (call_id, kind, status, detail)"
+        " SELECT id, $2, status, $3 FROM calls WHERE id = $1", call_id, kind, detail
     )
 
 
@@ -173,17 +178,67 @@ async def trunk_busy_channels(db: DB, trunk_id: UUID) -> int:
 
 async def close_orphans(db: DB, worker_id: str) -> list[dict[str, Any]]:
     """At start-up: calls this worker left ringing or in progress when it died end with SYSTEM_SHUTDOWN,
-    and pending calls it had claimed but not yet placed go back to the queue."""
+    and pending calls it had claimed but not yet placed go back to the queue.
+
+    A closed call's end is its last evidence of life — its last event or transcript turn, or the last write
+    to its recording (``last_media_at``, which the caller fills from the file beforehand) — not the restart,
+    so its duration and cost exclude the downtime. Each returned row has ``previous_status``."""
     await db.execute("UPDATE calls SET worker_id = NULL WHERE status = 'pending' AND worker_id = $1", worker_id)
     sql = (
-        "WITH c AS (UPDATE calls SET status = CASE WHEN answered_at IS NULL THEN 'failed' ELSE 'completed' END,"
-        " ended_at = now(), hangup_cause = 'SYSTEM_SHUTDOWN', disconnection_reason = 'error', updated_at = now()"
-        " WHERE status IN ('ringing', 'in_progress') AND worker_id = $1 RETURNING *),"
+        "WITH o AS (SELECT c.id, c.status AS previous_status, GREATEST("
+        "   c.started_at, c.answered_at, c.last_media_at,"
+        "   (SELECT max(created_at) FROM call_events e WHERE e.call_id = c.id),"
+        "   (SELECT max(created_at) FROM transcript_turns t WHERE t.call_id = c.id)) AS last_alive"
+        "  FROM calls c WHERE c.status IN ('ringing', 'in_progress') AND c.worker_id = $1 FOR UPDATE),"
+        " c AS (UPDATE calls SET status = CASE WHEN answered_at IS NULL THEN 'failed' ELSE 'completed' END,"
+        "   ended_at = COALESCE(o.last_alive, now()), hangup_cause = 'SYSTEM_SHUTDOWN',"
+        "   disconnection_reason = 'system_shutdown',"
+        "   error_message = 'the server stopped without closing the call; closed at its restart',"
+        "   cost = CASE WHEN answered_at IS NULL THEN NULL ELSE round((SELECT rate_per_minute FROM trunks t"
+        "     WHERE t.id = calls.trunk_id) * GREATEST(0, extract(epoch FROM COALESCE(o.last_alive, now())"
+        "     - answered_at)) / 60.0, 6) END,"
+        "   updated_at = now()"
+        "  FROM o WHERE calls.id = o.id RETURNING calls.*, o.previous_status),"
         " e AS (INSERT INTO call_events (call_id, status, detail)"
         "       SELECT id, status, '{\"hangup_cause\": \"SYSTEM_SHUTDOWN\"}'::jsonb FROM c)"
         " SELECT * FROM c"
     )
     return rows(await db.fetch(sql, worker_id))
+
+
+async def set_late_sip_call_id(db: DB, call_id: UUID, sip_call_id: str) -> None:
+    await db.execute("UPDATE calls SET sip_call_id = $1 WHERE id = $2 AND sip_call_id IS NULL", sip_call_id, call_id)
+
+
+async def open_calls(db: DB, worker_id: str) -> list[dict[str, Any]]:
+    """Calls this worker holds ringing or in progress (at start-up: left by a crash)."""
+    return rows(await db.fetch("SELECT id, recording_path FROM calls WHERE status IN ('ringing', 'in_progress')"
+                               " AND worker_id = $1", worker_id))
+
+
+async def set_last_media(db: DB, call_id: UUID, at: Any) -> None:
+    await db.execute("UPDATE calls SET last_media_at = $2 WHERE id = $1", call_id, at)
+
+
+async def request_hangup(db: DB, org_id: UUID, call_id: UUID, reason: str) -> str | None:
+    """Ask the worker that owns a live call to hang it up; returns that worker (None: not active)."""
+    return await db.fetchval(
+        "UPDATE calls SET hangup_requested = $3 WHERE org_id = $1 AND id = $2"
+        " AND status = ANY($4::text[]) RETURNING worker_id", org_id, call_id, reason, list(ACTIVE))
+
+
+async def hangups_requested(db: DB, worker_id: str) -> list[dict[str, Any]]:
+    """Live calls of this worker whose hang-up another worker (the API) asked for."""
+    return rows(await db.fetch("SELECT * FROM calls WHERE worker_id = $1"
+                               " AND hangup_requested IS NOT NULL AND status = ANY($2::text[])",
+                               worker_id, list(ACTIVE)))
+
+
+async def expire_ownerless(db: DB, older_than_seconds: float) -> int:
+    """Delete calls that belong to no organization (refused strangers recorded by older versions)."""
+    result = await db.execute("DELETE FROM calls WHERE org_id IS NULL AND created_at < now() - make_interval("
+                              "secs => $1)", older_than_seconds)
+    return int(result.split()[-1])
 
 
 async def claim_pending(db: DB, worker_id: str, limit: int) -> list[dict[str, Any]]:

@@ -50,3 +50,10 @@ async def all_enabled(db: DB) -> list[dict[str, Any]]:
 
 async def get_any(db: DB, trunk_id: UUID) -> dict[str, Any] | None:
     return row(await db.fetchrow("SELECT * FROM trunks WHERE id = $1", trunk_id))
+
+
+async def orgs_by_source(db: DB, source_host: str) -> list[UUID]:
+    """Organizations with a trunk whose ``inbound_cidrs`` contain ``source_host`` (an IP address)."""
+    records = await db.fetch(
+        "SELECT DISTINCT org_id FROM trunks WHERE $1::inet <<= ANY(inbound_cidrs) ORDER BY org_id", source_host)
+    return [r["org_id"] for r in records]

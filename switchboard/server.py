@@ -8,12 +8,15 @@ import logging
 import os
 import signal
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from agents.voices import VoiceCatalog
 from api.app import build_api_app
+from api.control import CallControl
 from api.keys import CALLS, HEALTH_CHECKS, POOL, SECRETS, SETTINGS, VOICES
 from api.live_tokens import TokenSigner
 from store import calls as call_store
@@ -22,7 +25,7 @@ from store.db import create_pool, embedded_database_url
 from store.migrate import migrate
 
 from .bootstrap import FirstStart, ensure_demo
-from .calls import CallControl, IdleCallControl
+from .calls import OfflineCalls, events
 from .config import Settings
 
 log = logging.getLogger(__name__)
@@ -41,7 +44,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
     app = build_api_app(rate_limit_per_minute=settings.rate_limit_per_minute, max_body_bytes=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[SECRETS] = SecretBox(settings.resolved_secret_key())
-    app[CALLS] = call_control or IdleCallControl()
+    app[CALLS] = call_control or OfflineCalls()
     install_platform_routes(app, settings)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
@@ -50,7 +53,8 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             applied = await migrate(conn)
             if applied:
                 log.info("migrations applied: %s", applied)
-            closed = await call_store.close_orphans(conn, settings.worker)
+            await note_last_media(conn, settings.worker)
+            closed = await events.close_orphans(conn, settings.worker)
             if closed:
                 log.warning("closed %d call(s) left open by a previous process (SYSTEM_SHUTDOWN)", len(closed))
                 await asyncio.get_running_loop().run_in_executor(None, repair_recordings, closed)
@@ -82,7 +86,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
     async def sip(app: web.Application) -> AsyncIterator[None]:
         from api.routes.knowledge_bases import KNOWLEDGE
 
-        from .telephony import Alias, Telephony
+        from .calls.telephony import Alias, Telephony
 
         first: FirstStart | None = app.get(FIRST_START)
         aliases = [Alias("demo", first.org_id, first.demo_agent_id)] if first else []
@@ -140,6 +144,18 @@ def install_platform_routes(app: web.Application, settings: Settings) -> None:
 def demo_sip_uri(settings: Settings) -> str:
     host = "127.0.0.1" if settings.sip_host in ("0.0.0.0", "::", "") else settings.sip_host
     return f"sip:demo@{host}:{settings.sip_port}"
+
+
+async def note_last_media(conn: Any, worker: str) -> None:
+    """Before closing calls a crash left open: each one's last media is its recording file's last write."""
+    for call in await call_store.open_calls(conn, worker):
+        path = call.get("recording_path")
+        if path:
+            try:
+                mtime = (await asyncio.to_thread(Path(path).stat)).st_mtime
+            except OSError:
+                continue
+            await call_store.set_last_media(conn, call["id"], datetime.fromtimestamp(mtime, UTC))
 
 
 def repair_recordings(closed: list[dict[str, Any]]) -> None:

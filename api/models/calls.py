@@ -9,10 +9,11 @@ from uuid import UUID
 
 from pydantic import AfterValidator, Field, field_validator
 
+from sipcore.causes import CallStatus, DisconnectionReason, HangupCause  # noqa: E402 - the one vocabulary
+
 from .agents import AgentCreate, HttpMethod, WebhookHeader
 from .common import QueryModel, RequestModel, ResponseModel, Url, as_utc
 
-CallStatus = Literal["pending", "ringing", "in_progress", "completed", "failed", "no_answer", "busy", "canceled"]
 Destination = Annotated[str, Field(min_length=1, max_length=2048)]
 METADATA_MAX_BYTES = 16 * 1024
 UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
@@ -93,8 +94,13 @@ class CallOut(ResponseModel):
     started_at: datetime | None
     answered_at: datetime | None
     ended_at: datetime | None
-    hangup_cause: str | None
-    disconnection_reason: str | None
+    hangup_cause: str | None = Field(description="Q.850 cause name (FreeSWITCH spelling), one of: "
+                                     + ", ".join(HangupCause) + " (a FreeSWITCH front end may report others).")
+    disconnection_reason: str | None = Field(description="Why the call ended, machine-readable, one of: "
+                                             + ", ".join(DisconnectionReason) + ".")
+    sip_status: int | None = Field(None, description="The SIP status that ended or refused the call, if any.")
+    error_message: str | None = Field(None, description="For calls that did not complete: the engine's own "
+                                      "words (SIP status and reason phrase, or the local error).")
     sip_call_id: str | None
     recording_url: str | None
     transcript: list[TranscriptTurn] | None = None
@@ -107,7 +113,16 @@ class CallOut(ResponseModel):
 
 
 class CallEnd(RequestModel):
-    reason: Literal["api_hangup", "agent_hangup"] = "api_hangup"
+    reason: Literal[DisconnectionReason.API_HANGUP, DisconnectionReason.AGENT_HANGUP] = DisconnectionReason.API_HANGUP
+
+
+class CallEventOut(ResponseModel):
+    id: int = Field(description="Increases in the order the events happened.")
+    kind: str = Field(description="status, dtmf_received, dtmf_sent, transfer, transfer_failed, tool_call, "
+                      "provider_fallback.")
+    status: CallStatus = Field(description="The call's status (for kind=status: the status it moved to).")
+    detail: dict[str, Any]
+    created_at: datetime
 
 
 class DtmfRequest(RequestModel):

@@ -9,11 +9,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from api import errors
+from api.control import CallRejected, EndOutcome, NewCalls
 from api.keys import CALLS, POOL, SETTINGS, VOICES
 from api.models.calls import (
     ActiveCallQuery,
     CallCreate,
     CallEnd,
+    CallEventOut,
     CallOut,
     CallQuery,
     DtmfRequest,
@@ -21,16 +23,14 @@ from api.models.calls import (
     TransferRequest,
 )
 from api.routing import Ctx, Result
-from store import agents as agent_store
+from sipcore.causes import DisconnectionReason
 from store import calls as call_store
-from store import numbers as number_store
 from store import trunks as trunk_store
-from trunks.phone import E164_HINT, InvalidNumber, classify_destination, normalize_e164
+from trunks.phone import E164_HINT, InvalidNumber, classify_destination
 
 from . import registry
 from .agents import agent_config
 
-TRUNK_REQUIRED = "A trunk is required when calling E.164 phone numbers."
 _WEBHOOK_FIELDS = (
     "post_call_webhook_url", "post_call_webhook_method", "post_call_webhook_headers",
     "call_status_webhook_url", "call_status_webhook_method", "call_status_webhook_headers",
@@ -66,61 +66,6 @@ def _turn(t: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _destinations(body: CallCreate) -> tuple[list[tuple[str, str]], bool]:
-    batch = isinstance(body.to_number, list)
-    raw = body.to_number if isinstance(body.to_number, list) else [body.to_number]
-    parsed, fields = [], {}
-    for i, value in enumerate(raw):
-        try:
-            parsed.append(classify_destination(value))
-        except InvalidNumber:
-            fields[f"to_number.{i}" if batch else "to_number"] = [E164_HINT]
-    if fields:
-        raise errors.ValidationFailed("Each phone number must be in E.164 format or SIP URI format.", fields=fields)
-    return parsed, batch
-
-
-async def _agent(ctx: Ctx, body: CallCreate) -> tuple[Any, str, dict[str, Any]]:
-    if body.agent_id is not None and body.agent is not None:
-        raise errors.ValidationFailed.field("agent", "Give agent_id or an inline agent, not both.")
-    if body.agent is not None:
-        return None, body.agent.name, agent_config(body.agent, ctx.app[VOICES])
-    if body.agent_id is None:
-        raise errors.ValidationFailed.field("agent_id", "agent_id (or an inline agent) is required.")
-    record = await agent_store.agents.get(ctx.app[POOL], ctx.org_id, body.agent_id)
-    if record is None:
-        raise errors.ValidationFailed.field("agent_id", "No agent with that id.")
-    if not record["enabled"]:
-        raise errors.ValidationFailed.field("agent_id", "The agent is disabled.")
-    return record["id"], record["name"], record["config"]
-
-
-async def _caller_id_and_trunk(ctx: Ctx, body: CallCreate) -> tuple[Any, str | None, Any]:
-    pool = ctx.app[POOL]
-    number = None
-    from_number = None
-    if body.number_id is not None:
-        number = await number_store.numbers.get(pool, ctx.org_id, body.number_id)
-        if number is None:
-            raise errors.ValidationFailed.field("number_id", "No number with that id.")
-        if number["status"] != "active":
-            raise errors.ValidationFailed.field("number_id", "The number must be active.")
-        from_number = number["number"]
-    elif body.from_number is not None:
-        try:
-            from_number = normalize_e164(body.from_number)
-        except InvalidNumber as exc:
-            raise errors.ValidationFailed.field("from_number", str(exc)) from exc
-    trunk_id = body.trunk_id if body.trunk_id is not None else (number["trunk_id"] if number else None)
-    if trunk_id is not None:
-        trunk = await trunk_store.trunks.get(pool, ctx.org_id, trunk_id)
-        if trunk is None:
-            raise errors.ValidationFailed.field("trunk_id", "No trunk with that id.")
-        if not trunk["enabled"]:
-            raise errors.ValidationFailed.field("trunk_id", "The trunk must be active (enabled).")
-    return (number["id"] if number else None), from_number, trunk_id
-
-
 @registry.route("POST", "/calls", summary="Place one call, or one per number in an array", tag="Calls",
                 body=CallCreate, response=CallOut, status=201, errors=(503,),
                 extra_response={"message": {"type": "string"}})
@@ -129,23 +74,19 @@ async def create_calls(ctx: Ctx) -> Result:
     if not control.accepting:
         raise errors.Unavailable("The server is draining and takes no new calls.", headers={"Retry-After": "30"})
     body: CallCreate = ctx.body
-    destinations, batch = _destinations(body)
-    agent_id, agent_name, config = await _agent(ctx, body)
-    number_id, from_number, trunk_id = await _caller_id_and_trunk(ctx, body)
-    if trunk_id is None and any(kind == "e164" for kind, _ in destinations):
-        raise errors.ValidationFailed(TRUNK_REQUIRED, fields={"trunk_id": [TRUNK_REQUIRED]})
-    webhooks = {f: getattr(body, f) for f in _WEBHOOK_FIELDS if getattr(body, f) is not None}
-    common = {
-        "direction": "outbound", "status": "pending", "from_number": from_number, "agent_id": agent_id,
-        "agent_name": agent_name, "agent_config": config, "trunk_id": trunk_id, "number_id": number_id,
-        "record": body.record if body.record is not None else bool(config.get("recording_enabled", True)),
-        "metadata": body.metadata, "user_data": body.user_data,
-        "max_duration_seconds": body.max_duration_seconds or config.get("max_duration_seconds"),
-        "webhooks": _jsonable(webhooks),
-    }
-    async with ctx.app[POOL].acquire() as conn:
-        created = await call_store.create_many(conn, ctx.org_id, [{**common, "to_number": dest} for _, dest in destinations])
-    control.submit([c["id"] for c in created])
+    batch = isinstance(body.to_number, list)
+    request = NewCalls(
+        destinations=list(body.to_number) if isinstance(body.to_number, list) else [body.to_number], batch=batch,
+        agent_id=body.agent_id,
+        inline_agent=(body.agent.name, agent_config(body.agent, ctx.app[VOICES])) if body.agent is not None else None,
+        number_id=body.number_id, from_number=body.from_number, trunk_id=body.trunk_id, record=body.record,
+        metadata=body.metadata, user_data=body.user_data, max_duration_seconds=body.max_duration_seconds,
+        webhooks=_jsonable({f: getattr(body, f) for f in _WEBHOOK_FIELDS if getattr(body, f) is not None}),
+    )
+    try:
+        created = await control.create(ctx.app[POOL], ctx.org_id, request)
+    except CallRejected as exc:
+        raise errors.ValidationFailed(exc.message, fields=exc.fields) from exc
     if batch:
         n = len(created)
         return Result([present(ctx, c) for c in created], status=201,
@@ -196,39 +137,40 @@ async def delete_call(ctx: Ctx) -> None:
         raise errors.Conflict("Cannot delete an active call. Wait for the call to complete or fail.")
 
 
-async def _close(ctx: Ctx, record: dict[str, Any], reason: str, *, only_unanswered: bool) -> dict[str, Any]:
-    """End a call: the live call if this worker holds it, else close the row itself."""
-    if record["status"] in call_store.ENDED:
+async def _end(ctx: Ctx, reason: str, *, only_unanswered: bool) -> Result:
+    """Hang up (or cancel) through the call domain; 200 with the ended call, 202 when the worker running
+    it was asked and has not confirmed within 10 s, 409 when it had already ended. Never a 5xx."""
+    outcome = await ctx.app[CALLS].end(ctx.app[POOL], ctx.org_id, ctx.ids["call_id"], reason,
+                                       only_unanswered=only_unanswered)
+    if outcome is EndOutcome.MISSING:
+        raise errors.NotFound("No call with that id.")
+    if outcome is EndOutcome.ALREADY_ENDED:
         raise errors.Conflict("The call has already ended.")
-    if only_unanswered and record["status"] == "in_progress":
+    if outcome is EndOutcome.ANSWERED:
         raise errors.Conflict("The call was already answered; use POST /calls/{id}/end.")
-    control = ctx.app[CALLS]
-    if not await control.hangup(record["id"], reason):
-        now = datetime.now(UTC)
-        answered = record["status"] == "in_progress"
-        updated = await call_store.transition(
-            ctx.app[POOL], record["id"], "completed" if answered else "canceled",
-            allowed_from=("in_progress",) if answered else ("pending", "ringing"), org_id=ctx.org_id,
-            detail={"by": "api", "reason": reason}, ended_at=now,
-            hangup_cause="NORMAL_CLEARING" if answered else "ORIGINATOR_CANCEL", disconnection_reason=reason,
-        )
-        if updated is None:  # it moved on meanwhile: answer with what it is now
-            raise errors.Conflict("The call changed state meanwhile; fetch it again.")
-    return await load_call(ctx)
+    return Result(present(ctx, await load_call(ctx)), status=202 if outcome is EndOutcome.REQUESTED else 200)
 
 
 @registry.route("POST", "/calls/{call_id}/end", summary="Hang up a call", tag="Calls", body=CallEnd,
                 response=CallOut, errors=(404, 409))
 async def end_call(ctx: Ctx) -> Result:
-    record = await _close(ctx, await load_call(ctx), ctx.body.reason, only_unanswered=False)
-    return Result(present(ctx, record))
+    return await _end(ctx, ctx.body.reason, only_unanswered=False)
 
 
 @registry.route("POST", "/calls/{call_id}/cancel", summary="Cancel a call before it is answered", tag="Calls",
                 response=CallOut, errors=(404, 409))
 async def cancel_call(ctx: Ctx) -> Result:
-    record = await _close(ctx, await load_call(ctx), "api_hangup", only_unanswered=True)
-    return Result(present(ctx, record))
+    return await _end(ctx, DisconnectionReason.API_HANGUP, only_unanswered=True)
+
+
+@registry.route("GET", "/calls/{call_id}/events", summary="The call's events, oldest first", tag="Calls",
+                response=CallEventOut, many=True, errors=(404,))
+async def get_events(ctx: Ctx) -> Result:
+    """Status changes, DTMF received and sent, transfers, tool calls, provider fallbacks."""
+    record = await load_call(ctx)
+    items = [CallEventOut.model_validate(e).model_dump(mode="json")
+             for e in await call_store.events(ctx.app[POOL], record["id"])]
+    return Result(items, total=len(items), limit=len(items), offset=0)
 
 
 @registry.route("GET", "/calls/{call_id}/transcript", summary="The call's transcript turns", tag="Calls",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 from typing import Literal
 
 from aiohttp import web
@@ -11,7 +12,6 @@ from api.envelope import success
 from api.keys import HEALTH_CHECKS, POOL
 from api.models.common import ResponseModel
 from api.routing import Ctx
-from switchboard import __version__
 
 from . import registry
 
@@ -41,6 +41,6 @@ async def health(ctx: Ctx) -> web.Response:
         except Exception:
             checks[name] = "down"
     healthy = all(v == "up" for v in checks.values())
-    data = HealthOut(status="healthy" if healthy else "degraded", service="switchboard", version=__version__,
+    data = HealthOut(status="healthy" if healthy else "degraded", service="switchboard", version=version("switchboard"),
                      checks=checks)  # type: ignore[arg-type]
     return success(ctx.request, data.model_dump(), status=200 if healthy else 503)

@@ -90,7 +90,7 @@ async def test_rfc4733_digits_from_caller_become_events(server: Server, tenant: 
         assert (await sipp.wait(25)).rc == 0
     call = await server.wait_new_call(seen, direction="inbound")
     await server.wait_call(call["call_id"], timeout=10)
-    dtmf = await server.wait_event(call["call_id"], "dtmf")
+    dtmf = await server.wait_event(call["call_id"], "dtmf_received")
     assert [e["detail"]["digit"] for e in dtmf] == ["1"]
 
 

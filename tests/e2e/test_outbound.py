@@ -138,7 +138,7 @@ async def test_in_call_dtmf_cancel_and_end(server: Server, agent_id: str, workdi
         # the UAS echoes RTP, telephone-events included: they come back as received digits
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
-            got = [e["detail"]["digit"] for e in await server.events(cid) if e["kind"] == "dtmf"]
+            got = [e["detail"]["digit"] for e in await server.events(cid) if e["kind"] == "dtmf_received"]
             if len(got) >= 3:
                 break
             await asyncio.sleep(0.1)

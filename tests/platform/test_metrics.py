@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from store import outbox
 from switchboard.config import Settings
-from switchboard.media_loop import MediaStats
+from switchboard.calls.media_loop import MediaStats
 from switchboard.platform import logctx, metrics
 from switchboard.server import init_app
 from tests.platform.conftest import Receiver, seed

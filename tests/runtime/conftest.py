@@ -20,8 +20,9 @@ from api.models.agents import DEFAULTS
 from sipcore.loopback import RATE, LoopbackCall
 from store import calls as call_store
 from store import orgs
-from switchboard.media_loop import MediaLoop
-from switchboard.session import CallSession, SessionDeps
+from switchboard.calls import events
+from switchboard.calls.media_loop import MediaLoop
+from switchboard.calls.session import CallSession, SessionDeps
 from tests.agents.agent_speech import utterance
 
 _POOL: DecoderPool | None = None
@@ -89,7 +90,7 @@ async def start_call(deps: SessionDeps):
 
     async def start(agent: dict[str, Any], *, user_data: dict[str, Any] | None = None) -> Running:
         org, _ = await orgs.get_or_create_org(deps.db, "runtime")
-        row = await call_store.insert_inbound(deps.db, org["id"], {
+        row = await events.inbound(deps.db, org["id"], {
             "status": "ringing", "to_number": "+15550003333", "agent_name": "Tester", "agent_config": agent,
             "record": True, "user_data": user_data or {}})
         call = LoopbackCall()

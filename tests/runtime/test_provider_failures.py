@@ -17,7 +17,7 @@ from agents.providers.pocketsphinx_stt import PocketsphinxSTT
 from agents.providers.sphinx_pool import DecoderPool
 from media.endpointing import EndpointingConfig
 from sipcore.loopback import RATE, LoopbackCall
-from switchboard.media_loop import LegIO, MediaLoop
+from switchboard.calls.media_loop import LegIO, MediaLoop
 from tests.providers.fake_deepgram import FakeDeepgram
 from tests.providers.fake_elevenlabs import FakeElevenLabs
 from tests.runtime.conftest import agent_config, silence, speech
@@ -29,6 +29,7 @@ class TurnLog(LegIO):
     def __init__(self, media: MediaLoop, key: str) -> None:
         super().__init__(media, key, RATE)
         self.turns: list[dict[str, Any]] = []
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.user_spoke = asyncio.Event()
 
     async def hangup(self, reason: str) -> None:
@@ -39,6 +40,9 @@ class TurnLog(LegIO):
 
     async def send_dtmf(self, digits: str) -> None:
         return None
+
+    async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        self.events.append((kind, detail))
 
     async def save_turn(self, turn: dict[str, Any]) -> None:
         self.turns.append(turn)
@@ -81,6 +85,7 @@ async def test_failing_cloud_stt_and_tts_fall_back_to_the_local_voice_and_recogn
         assert spoken[-1] == "I cannot answer that yet."
         assert np.abs(call.heard_audio()).max() > 1000  # and heard
         assert deepgram.refused and elevenlabs.requests  # the cloud providers were really tried
+        assert sorted(d["kind"] for k, d in io.events if k == "provider_fallback") == ["stt", "tts"], io.events
     finally:
         if conversation is not None:
             await conversation.aclose()

@@ -21,16 +21,20 @@ from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
 from media.tick import StreamEvent
-from sipcore.engine import Call, CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
-from store import calls as call_store
+from sipcore.calltypes import CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
+from sipcore.causes import ACTIVE_STATUSES, CallStatus, DisconnectionReason, HangupCause
 from store.types import DB
 
+from ..tasks import TaskSet
+from . import events
+from .leg import CallLeg
 from .media_loop import LegIO
-from .tasks import TaskSet
 
 log = logging.getLogger(__name__)
 
-_DIAL_REASONS = {"busy": "dial_busy", "no_answer": "dial_no_answer", "failed": "dial_failed"}
+_DIAL_REASONS = {CallStatus.BUSY: DisconnectionReason.DIAL_BUSY, CallStatus.NO_ANSWER: DisconnectionReason.DIAL_NO_ANSWER,
+                 CallStatus.FAILED: DisconnectionReason.DIAL_FAILED}
+CLOSE_GRACE = 5.0  # seconds the conversation gets to save its last turn before the final status is written
 
 
 @dataclass
@@ -56,7 +60,7 @@ class SessionIO(LegIO):
         self.s = session
 
     async def hangup(self, reason: str) -> None:
-        await self.s.hangup(reason)
+        self.s.request_hangup(reason)  # never awaits the engine inside the conversation's own task
 
     async def transfer(self, target: str) -> None:
         try:
@@ -69,47 +73,61 @@ class SessionIO(LegIO):
         await self.s.send_dtmf(digits)
 
     async def save_turn(self, turn: dict[str, Any]) -> None:
-        await call_store.add_turn(self.s.deps.db, self.s.id, turn)
+        await events.turn(self.s.deps.db, self.s.org_id, self.s.id, turn)
+
+    async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
+        await events.event(self.s.deps.db, self.s.org_id, self.s.id, kind, detail)
 
 
 class CallSession:
-    """Owns one engine call until it ends. ``run()`` is the session's one task."""
+    """Owns one call leg until it ends. ``run()`` is the session's one task; the final status is written
+    once, in ``_ended``, whoever ended the call."""
 
-    def __init__(self, deps: SessionDeps, row: dict[str, Any], call: Call, *, trunk: dict[str, Any] | None = None):
+    def __init__(self, deps: SessionDeps, row: dict[str, Any], call: CallLeg, *,
+                 trunk: dict[str, Any] | None = None):
         self.deps = deps
         self.row = row
         self.id: UUID = row["id"]
+        self.org_id: UUID | None = row.get("org_id")
         self.call = call
         self.trunk = trunk
         self.agent: dict[str, Any] = row.get("agent_config") or {}
-        self.reason: str | None = None  # why we ended it, when we did
+        self.reason: DisconnectionReason | None = None  # why we ended it, when we did
         self.recorder: StereoRecorder | None = None
         self.answered_at: datetime | None = None
         self.ended = asyncio.Event()
+        self.final: dict[str, Any] | None = None  # the call row as its final status was written
         self.dtmf: list[str] = []
         self.conversation: Conversation | None = None
         self._tasks = TaskSet()
+        self._closing = False
 
     # -- control from the API / runtime ----------------------------------------------------------------
-    async def hangup(self, reason: str) -> None:
+    def request_hangup(self, reason: str) -> None:
+        """End the call for ``reason`` (the first reason given wins). Returns at once: the leg's hang-up
+        runs on the session's own tasks, and its CallEnded event makes ``run`` write the final status."""
         if self.reason is None:
-            self.reason = reason
-        await self.call.hangup()
+            self.reason = DisconnectionReason(reason)
+        if not self.ended.is_set():
+            self._spawn(self.call.hangup(), "hangup")
+
+    async def hangup(self, reason: str) -> None:
+        self.request_hangup(reason)
 
     async def send_dtmf(self, digits: str) -> None:
         await self.call.send_dtmf(digits)
-        await call_store.add_event(self.deps.db, self.id, "dtmf_sent", "in_progress", {"digits": digits})
+        await events.event(self.deps.db, self.org_id, self.id, events.DTMF_SENT, {"digits": digits})
 
     async def transfer(self, target: str) -> None:
         """Blind transfer (REFER). Failure raises sipcore's TransferError and the call goes on."""
-        await call_store.add_event(self.deps.db, self.id, "transfer", "in_progress", {"target": target})
-        self.reason = "transferred"
+        await events.event(self.deps.db, self.org_id, self.id, events.TRANSFER, {"target": target})
+        self.reason = DisconnectionReason.TRANSFERRED
         try:
             await self.call.transfer(target)
         except Exception as exc:
             self.reason = None
-            await call_store.add_event(self.deps.db, self.id, "transfer_failed", "in_progress",
-                                       {"target": target, "error": str(exc)})
+            await events.event(self.deps.db, self.org_id, self.id, events.TRANSFER_FAILED,
+                               {"target": target, "error": str(exc)})
             raise
 
     # -- the session -----------------------------------------------------------------------------------
@@ -117,23 +135,23 @@ class CallSession:
         try:
             async for event in self.call.events():
                 if isinstance(event, CallRinging):
-                    await self._transition("ringing", ("pending",))
+                    await self._transition(CallStatus.RINGING, (CallStatus.PENDING,))
                 elif isinstance(event, CallAnswered):
                     await self._answered()
                 elif isinstance(event, DtmfReceived):
                     self.dtmf.append(event.digit)
                     if self.conversation is not None:
                         self.conversation.on_dtmf(event.digit)
-                    await call_store.add_event(self.deps.db, self.id, "dtmf", "in_progress",
-                                               {"digit": event.digit, "duration_ms": event.duration_ms})
+                    await events.event(self.deps.db, self.org_id, self.id, events.DTMF_RECEIVED,
+                                       {"digit": event.digit, "duration_ms": event.duration_ms})
                 elif isinstance(event, CallEnded):
                     await self._ended(event.end)
         except Exception:
             log.exception("call %s: session failed", self.id)
-            await self.call.hangup()
-            end = self.call.end or await self.call.wait_ended()
-            if not self.ended.is_set():
-                self.reason = self.reason or "error"
+            self.reason = self.reason or DisconnectionReason.ERROR
+            if not self._closing:
+                await self.call.hangup()
+                end = self.call.end or await self.call.wait_ended()
                 await self._ended(end)
         finally:
             self.ended.set()
@@ -143,7 +161,7 @@ class CallSession:
         self._tasks.spawn(coro, f"call-{self.id}-{name}")
 
     async def _transition(self, status: str, allowed: tuple[str, ...], **fields: Any) -> dict[str, Any] | None:
-        return await call_store.transition(self.deps.db, self.id, status, allowed_from=allowed, **fields)
+        return await events.transition(self.deps.db, self.id, status, allowed_from=allowed, **fields)
 
     async def _answered(self) -> None:
         self.answered_at = datetime.now(UTC)
@@ -153,7 +171,7 @@ class CallSession:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.recorder = StereoRecorder(path, sample_rate=self.call.sample_rate or 8000)
             fields["recording_path"] = str(path)
-        await self._transition("in_progress", ("pending", "ringing"), **fields)
+        await self._transition(CallStatus.IN_PROGRESS, (CallStatus.PENDING, CallStatus.RINGING), **fields)
         self.conversation = await self._conversation()
         self.deps.media.add(self.id, self.call, recorder=self.recorder, on_events=self._on_turn_events,
                             on_media_timeout=self._on_media_timeout, on_speech=self.conversation.on_speech,
@@ -202,11 +220,11 @@ class CallSession:
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
         log.info("call %s: max duration %.0f s reached", self.id, seconds)
-        await self.hangup("max_duration_reached")
+        self.request_hangup(DisconnectionReason.MAX_DURATION_REACHED)
 
     def _on_media_timeout(self) -> None:
         log.warning("call %s: no media for the media timeout: hanging up", self.id)
-        self._spawn(self.hangup("media_timeout"), "media-timeout")
+        self.request_hangup(DisconnectionReason.MEDIA_TIMEOUT)
 
     def _on_turn_events(self, events: list[StreamEvent]) -> None:
         """Turn-taking events from the media tick, for the conversation."""
@@ -214,14 +232,26 @@ class CallSession:
             for ev in events:
                 self.conversation.on_turn_event(ev.event)
 
+    async def _close_conversation(self) -> dict[str, Any]:
+        """Stop the conversation (it saves the reply cut short with what was heard); bounded, so a stuck
+        provider can never keep the call from being closed."""
+        if self.conversation is None:
+            return {}
+        try:
+            return await asyncio.wait_for(self.conversation.aclose(), CLOSE_GRACE)
+        except TimeoutError:
+            log.error("call %s: the conversation did not close in %.0f s", self.id, CLOSE_GRACE)
+        except Exception:
+            log.exception("call %s: closing the conversation failed", self.id)
+        return {}
+
     async def _ended(self, end: CallEnd) -> None:
+        """The one place a session writes its call's final status (once: later calls do nothing)."""
+        if self._closing:
+            return
+        self._closing = True
         self.deps.media.remove(self.id)
-        conversation_metrics: dict[str, Any] = {}
-        if self.conversation is not None:
-            try:
-                conversation_metrics = await self.conversation.aclose()
-            except Exception:
-                log.exception("call %s: closing the conversation failed", self.id)
+        conversation_metrics = await self._close_conversation()
         if self.recorder is not None:
             try:
                 await self.recorder.aclose()
@@ -230,8 +260,8 @@ class CallSession:
         reason = self.reason or self._reason_from(end)
         status = end.status
         cause = end.cause
-        if reason == "transferred" and end.answered:
-            status, cause = "completed", "NORMAL_CLEARING"
+        if reason is DisconnectionReason.TRANSFERRED and end.answered:
+            status, cause = CallStatus.COMPLETED, HangupCause.NORMAL_CLEARING
         duration = end.duration_s if end.answered else 0.0
         cost = None
         if self.trunk is not None and self.trunk.get("rate_per_minute") is not None and end.answered:
@@ -240,21 +270,35 @@ class CallSession:
         metrics = {"duration_seconds": round(duration, 3), "packets_lost": stats.rx_lost,
                    "jitter_ms": round(stats.rx_jitter_ms, 2), "rx_packets": stats.rx_packets,
                    "tx_packets": stats.tx_packets, "dtmf_received": "".join(self.dtmf), **conversation_metrics}
-        await call_store.transition(
-            self.deps.db, self.id, status, allowed_from=call_store.ACTIVE,
+        error = error_message(status, end)
+        self.final = await events.transition(
+            self.deps.db, self.id, status, allowed_from=ACTIVE_STATUSES,
             detail={"sip_status": end.sip_status, "hangup_by": end.hangup_by.value, "reason": end.reason},
             ended_at=datetime.now(UTC), hangup_cause=cause, sip_status=end.sip_status,
-            disconnection_reason=reason, cost=cost, metrics=metrics,
+            disconnection_reason=reason, error_message=error, cost=cost, metrics=metrics,
         )
         self.ended.set()
 
-    def _reason_from(self, end: CallEnd) -> str:
+    def _reason_from(self, end: CallEnd) -> DisconnectionReason:
         if not end.answered and end.status in _DIAL_REASONS:
-            return _DIAL_REASONS[end.status]
-        if end.cause == "MEDIA_TIMEOUT":
-            return "media_timeout"
+            return _DIAL_REASONS[CallStatus(end.status)]
+        if end.cause == HangupCause.MEDIA_TIMEOUT:
+            return DisconnectionReason.MEDIA_TIMEOUT
+        if end.cause == HangupCause.SYSTEM_SHUTDOWN:
+            return DisconnectionReason.SHUTDOWN
         if end.hangup_by is HangupBy.REMOTE:
-            return "user_hangup"
+            return DisconnectionReason.USER_HANGUP
         if end.hangup_by is HangupBy.SYSTEM:
-            return "error"
-        return "agent_hangup"
+            return DisconnectionReason.ERROR
+        return DisconnectionReason.AGENT_HANGUP
+
+
+def error_message(status: str, end: CallEnd) -> str | None:
+    """The engine's own words for a call that did not complete: the SIP status and reason phrase, or the
+    local error (no answer in time, unreachable…). None for completed calls."""
+    if status == CallStatus.COMPLETED:
+        return None
+    text = (end.reason or "").strip()
+    if end.sip_status is not None and not text.startswith(str(end.sip_status)):
+        text = f"{end.sip_status} {text}".strip()
+    return text or str(end.cause)

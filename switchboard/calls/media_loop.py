@@ -14,9 +14,9 @@ import numpy as np
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
 from media.tick import FRAME_MS, MediaStream, MediaTick, StreamEvent
-from sipcore.engine import Call
 
-from .tasks import TaskSet
+from ..tasks import TaskSet
+from .leg import CallLeg
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Leg:
     """One call on the tick."""
 
     key: Hashable
-    call: Call
+    call: CallLeg
     rate: int
     recorder: StereoRecorder | None
     on_events: Callable[[list[StreamEvent]], None]
@@ -62,7 +62,7 @@ class MediaLoop:
         self._tasks = TaskSet()
 
     # -- legs ------------------------------------------------------------------------------------------
-    def add(self, key: Hashable, call: Call, *, recorder: StereoRecorder | None,
+    def add(self, key: Hashable, call: CallLeg, *, recorder: StereoRecorder | None,
             on_events: Callable[[list[StreamEvent]], None], on_media_timeout: Callable[[], None],
             on_speech: Callable[[np.ndarray], None] | None = None,
             endpointing: EndpointingConfig | None = None) -> None:
@@ -72,7 +72,7 @@ class MediaLoop:
         now = time.monotonic()
         self.tick.add_stream(key, in_rate=rate, out_rate=rate, config=endpointing, now=now)
         self.legs[key] = Leg(key, call, rate, recorder, on_events, on_media_timeout, self.media_timeout,
-                             on_speech, now)
+                             on_speech, last_rx=now)
 
     def stream(self, key: Hashable) -> MediaStream | None:
         return self.tick.stream(key) if key in self.legs else None

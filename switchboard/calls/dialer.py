@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from sipcore.causes import CallStatus, DisconnectionReason, HangupCause
 from sipcore.engine import Call, Engine
 from sipcore.errors import DialRefused
 from store import calls as call_store
@@ -17,7 +18,8 @@ from trunks.accounts import dial_target
 from trunks.limits import CpsLimiter
 from trunks.supervisor import TrunkSupervisor
 
-from .tasks import TaskSet
+from ..tasks import TaskSet
+from . import events
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +85,8 @@ class Dialer:
             trunk = self.supervisor.trunk(row["trunk_id"])
             account = self.supervisor.account(row["trunk_id"])
             if trunk is None or account is None:
-                await self._fail(row, "failed", "NORMAL_TEMPORARY_FAILURE", "trunk_unavailable")
+                await self._fail(row, HangupCause.NORMAL_TEMPORARY_FAILURE, DisconnectionReason.TRUNK_UNAVAILABLE,
+                                 "the call's trunk is not loaded on this worker (disabled or deleted)")
                 return False
             limit = trunk["max_concurrent_calls"]
             if limit is not None and await call_store.trunk_busy_channels(self.db, trunk["id"]) > limit:
@@ -95,8 +98,9 @@ class Dialer:
                 return False
         try:
             target = dial_target(row["to_number"], trunk)
-        except ValueError:
-            await self._fail(row, "failed", "INVALID_NUMBER_FORMAT", "invalid_destination")
+        except ValueError as exc:
+            await self._fail(row, HangupCause.INVALID_NUMBER_FORMAT, DisconnectionReason.INVALID_DESTINATION,
+                             f"invalid destination: {exc}")
             return False
         from_user = (row["from_number"] or "").lstrip("+") if trunk and trunk["number_format"] != "e164" \
             else row["from_number"]
@@ -104,11 +108,13 @@ class Dialer:
             call = await self.engine.dial(target, account=account, from_user=from_user or None,
                                           answer_timeout=self.answer_timeout, setup_timeout=self.setup_timeout)
         except DialRefused as exc:
-            if exc.reason in ("draining", "over_capacity"):
+            if exc.reason in (DisconnectionReason.DRAINING, DisconnectionReason.OVER_CAPACITY):
                 await call_store.release_claim(self.db, row["id"], self.worker)
                 return False
-            await self._fail(row, "failed", "INVALID_NUMBER_FORMAT" if exc.reason == "bad_uri" else
-                             "NORMAL_TEMPORARY_FAILURE", exc.reason)
+            cause = {DisconnectionReason.INVALID_URI: HangupCause.INVALID_NUMBER_FORMAT,
+                     DisconnectionReason.NO_ROUTE: HangupCause.NO_ROUTE_DESTINATION}.get(
+                exc.reason, HangupCause.NORMAL_TEMPORARY_FAILURE)
+            await self._fail(row, cause, exc.reason, f"{exc.reason.replace('_', ' ')}: {exc}")
             return False
         updated = await call_store.calls.update(self.db, row["org_id"], row["id"], {
             "sip_call_id": call.sip_call_id, "engine_call_id": call.id, "started_at": datetime.now(UTC)})
@@ -121,15 +127,15 @@ class Dialer:
         """Fallback when the Call-ID was not known at placement: record it once the call is over."""
         await call.wait_ended()
         if call.sip_call_id is not None:
-            await self.db.execute("UPDATE calls SET sip_call_id = $1 WHERE id = $2 AND sip_call_id IS NULL",
-                                  call.sip_call_id, row["id"])
+            await call_store.set_late_sip_call_id(self.db, row["id"], call.sip_call_id)
 
     def _wake_later(self, delay: float) -> None:
         asyncio.get_running_loop().call_later(delay, self._wake.set)
 
-    async def _fail(self, row: dict[str, Any], status: str, cause: str, reason: str) -> None:
-        await call_store.transition(self.db, row["id"], status, allowed_from=("pending",),
-                                    ended_at=datetime.now(UTC), hangup_cause=cause, disconnection_reason=reason,
-                                    detail={"reason": reason})
+    async def _fail(self, row: dict[str, Any], cause: HangupCause, reason: DisconnectionReason, message: str) -> None:
+        """The call could not be placed: failed, with the engine's own words."""
+        await events.transition(self.db, row["id"], CallStatus.FAILED, allowed_from=(CallStatus.PENDING,),
+                                ended_at=datetime.now(UTC), hangup_cause=cause, disconnection_reason=reason,
+                                error_message=message, detail={"reason": reason})
 
 

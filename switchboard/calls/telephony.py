@@ -1,0 +1,183 @@
+"""The SIP side of this worker: engine and trunk accounts, the dialer, inbound routing, the sessions and
+the media tick — started and stopped in order. Implements the API's CallControl (``api.control``) for
+the calls live here, on top of ``OfflineCalls``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from agents.providers.espeak_tts import EspeakTTS
+from agents.providers.pocketsphinx_stt import PocketsphinxSTT
+from agents.providers.sphinx_pool import DecoderPool
+from agents.voices import VoiceCatalog
+from sipcore import create_engine
+from sipcore.causes import DisconnectionReason
+from sipcore.engine import Engine, EngineConfig
+from store import calls as call_store
+from store import provider_keys
+from store.crypto import SecretBox
+from store.types import DB
+from trunks.supervisor import TrunkSupervisor
+
+from ..config import Settings
+from ..tasks import TaskSet
+from .control import OfflineCalls, close_unplaced
+from .dialer import Dialer
+from .inbound import InboundRouter
+from .leg import CallLeg
+from .media_loop import MediaLoop
+from .session import CallSession, SessionDeps
+
+log = logging.getLogger(__name__)
+
+HANGUP_POLL_SECONDS = 0.5  # how often this worker looks for hang-ups other workers asked of its calls
+OWNERLESS_TTL_SECONDS = 7 * 86400.0  # ownerless call rows (from earlier versions) expire after a week
+
+
+@dataclass
+class Alias:
+    """A SIP user that is not a phone number (``sip:demo@host``) routed to an agent."""
+
+    user: str
+    org_id: Any
+    agent_id: Any
+
+
+class Telephony(OfflineCalls):
+    def __init__(self, settings: Settings, db: DB, secrets: SecretBox, voices: VoiceCatalog, *,
+                 engine: Engine | None = None, aliases: list[Alias] | None = None, knowledge: Any = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self.db = db
+        self.worker = settings.worker
+        self.engine = engine or create_engine()
+        self.media = MediaLoop(media_timeout=settings.media_timeout_seconds)
+        self.supervisor = TrunkSupervisor(self.engine, db, secrets)
+        self._tasks = TaskSet()
+        self.secrets = secrets
+        self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
+                                recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
+                                keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
+                                knowledge=knowledge)
+        self.dialer = Dialer(self.engine, db, self.supervisor, settings.worker, on_placed=self.start_session,
+                             capacity=lambda: self.settings.max_calls - self.engine.active_call_count,
+                             answer_timeout=settings.answer_timeout_seconds,
+                             setup_timeout=settings.setup_timeout_seconds)
+        self.inbound = InboundRouter(db, settings.worker, {a.user.lower(): (a.org_id, a.agent_id) for a in aliases or []},
+                                     start_session=self.start_session, trunk=self.supervisor.trunk, tasks=self._tasks)
+        self.accepting = True
+        self.running = False
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.engine.start(EngineConfig(
+            host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
+            rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
+            user_agent="Switchboard", rtp_timeout=self.settings.media_timeout_seconds, catchall_user="switchboard",
+        ))
+        self.engine.set_incoming_handler(self.inbound.incoming)
+        self.engine.on_refused(self.inbound.refused)
+        await self.supervisor.start()
+        self._tasks.spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
+        self._tasks.spawn(self._housekeeping(), "call-housekeeping")
+        self.media.start()
+        self.dialer.start()
+        self.running = True
+        log.info("SIP listening on %s:%d", *self.engine.listen_address)
+
+    async def drain(self, grace: float) -> None:
+        """Refuse new calls, let live ones finish (up to ``grace`` seconds), then hang up the rest."""
+        self.accepting = False
+        self.dialer.paused = True
+        await self.engine.drain()
+        if not await self.engine.wait_idle(grace):
+            log.warning("drain timeout: hanging up %d call(s)", len(self.sessions))
+            for s in list(self.sessions.values()):
+                s.request_hangup(DisconnectionReason.SHUTDOWN)
+        await self._wait_sessions(10)
+
+    async def stop(self) -> None:
+        await self.dialer.stop()
+        for session in list(self.sessions.values()):
+            session.reason = session.reason or DisconnectionReason.SHUTDOWN
+        await self.engine.stop()
+        await self._wait_sessions(10)
+        await self.media.stop()
+        await self.supervisor.stop()
+        await self.stt.aclose()
+        self.running = False
+
+    async def _wait_sessions(self, grace: float) -> None:
+        await self._tasks.wait(grace)
+
+    def healthy(self) -> bool:
+        return self.running
+
+    def _key_lookup(self, org_id: Any) -> Any:
+        async def lookup(provider_type: str, provider_name: str) -> str | None:
+            if org_id is None:
+                return None
+            enc = await provider_keys.find(self.db, org_id, provider_type, provider_name)
+            return self.secrets.decrypt(enc) if enc else None
+
+        return lookup
+
+    # -- CallControl (what OfflineCalls does not) ------------------------------------------------------
+    def submit(self, call_ids: list[UUID]) -> None:
+        self.dialer.wake()
+
+    async def send_dtmf(self, call_id: UUID, digits: str) -> bool:
+        session = self.sessions.get(call_id)
+        if session is None or session.answered_at is None:
+            return False
+        await session.send_dtmf(digits)
+        return True
+
+    async def transfer(self, call_id: UUID, target: str) -> bool:
+        session = self.sessions.get(call_id)
+        if session is None or session.answered_at is None:
+            return False
+        await session.transfer(target)
+        return True
+
+    def trunk_changed(self, trunk_id: UUID) -> None:
+        self._tasks.spawn(self.supervisor.changed(trunk_id), f"trunk-{trunk_id}")
+
+    # -- sessions --------------------------------------------------------------------------------------
+    def start_session(self, row: dict[str, Any], call: CallLeg, trunk: dict[str, Any] | None) -> CallSession:
+        session = CallSession(self.deps, row, call, trunk=trunk)
+        self.sessions[row["id"]] = session
+
+        async def run() -> None:
+            try:
+                await session.run()
+            finally:
+                self.sessions.pop(row["id"], None)
+
+        self._tasks.spawn(run(), f"call-{row['id']}")
+        return session
+
+    async def _housekeeping(self) -> None:
+        """Hang-ups other workers asked of this worker's calls; ownerless rows expiring."""
+        passes = 0
+        while True:
+            await asyncio.sleep(HANGUP_POLL_SECONDS)
+            try:
+                for req in await call_store.hangups_requested(self.db, self.worker):
+                    session = self.sessions.get(req["id"])
+                    if session is not None:
+                        session.request_hangup(req["hangup_requested"])
+                    else:  # nothing live here for it (its session is gone): close the row
+                        await close_unplaced(self.db, req, req["hangup_requested"])
+                if passes % 7200 == 0:  # hourly
+                    expired = await call_store.expire_ownerless(self.db, OWNERLESS_TTL_SECONDS)
+                    if expired:
+                        log.info("expired %d call row(s) without an organization", expired)
+                passes += 1
+            except Exception:
+                log.exception("call housekeeping failed")

@@ -15,8 +15,8 @@ from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from store import outbox
-from switchboard.config import Settings
 from switchboard.calls.media_loop import MediaStats
+from switchboard.config import Settings
 from switchboard.platform import logctx, metrics
 from switchboard.server import init_app
 from tests.platform.conftest import Receiver, seed

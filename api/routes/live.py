@@ -126,7 +126,7 @@ class LiveSocket:
         name, payload = event["event"], event["payload"] or {}
         at = event["created_at"].isoformat().replace("+00:00", "Z")
         if name in ("transcript_turn", "transcript_partial"):
-            final = name == "transcript_turn" and payload.get("final", True)
+            final = name == "transcript_turn"
             turn = _turn(payload, at)
             if final:
                 self.transcript.append(turn)

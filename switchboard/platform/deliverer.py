@@ -177,6 +177,7 @@ class Deliverer:
         if ok:
             metrics.WEBHOOK_LATENCY.observe((datetime.now(UTC) - delivery["event_at"]).total_seconds())
         else:
+            error = error or ""
             reason = "timeout" if error.startswith("timeout") else "refused" if error.startswith("refused") else (
                 "http_status" if status is not None else "connection")
             metrics.WEBHOOK_FAILURES.labels(reason).inc()

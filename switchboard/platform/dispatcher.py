@@ -70,7 +70,8 @@ async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATC
                                      org=orgs.get(event["org_id"]))
             if target is None:
                 continue
-            transcript, report = None, None
+            transcript: list[Mapping[str, Any]] | None = None
+            report = None
             if name == "call_analyzed" and call is not None:
                 transcript = [dict(t) for t in await conn.fetch(
                     "SELECT * FROM transcript_turns WHERE call_id = $1 ORDER BY id", call["id"])]

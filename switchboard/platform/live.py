@@ -5,6 +5,10 @@ the rows of calls someone watches and puts them on each subscriber's bounded que
 de-duplicate by outbox id (a row can arrive both from a notification and a resync). ``resync`` (after
 the listener reconnects, and every few seconds while anyone watches) reads each watched call's rows past
 what its subscribers have seen, so a lost notification only delays an event.
+
+Partial transcripts are not call state and get no outbox row: ``publish_partial`` sends them with
+``pg_notify`` on ``PARTIALS_CHANNEL`` (JSON payload), best effort, and the hub forwards them to the
+call's subscribers as ``transcript_partial`` events (a missed partial is superseded by the final turn).
 """
 
 from __future__ import annotations
@@ -21,6 +25,18 @@ from ..tasks import TaskSet
 
 log = logging.getLogger(__name__)
 QUEUE_SIZE = 2000
+PARTIALS_CHANNEL = "switchboard_partials"
+PARTIAL_MAX_CHARS = 2000  # NOTIFY payloads are limited to 8000 bytes
+
+
+async def publish_partial(db: Any, org_id: uuid.UUID | None, call_id: uuid.UUID, role: str, content: str,
+                          **extra: Any) -> None:
+    """A partial (interim) transcript of the turn being spoken, for live sockets on any worker."""
+    import json
+
+    payload = {"call_id": str(call_id), "org_id": str(org_id) if org_id else None, "role": role,
+               "content": content[-PARTIAL_MAX_CHARS:], "final": False, **extra}
+    await db.execute("SELECT pg_notify($1, $2)", PARTIALS_CHANNEL, json.dumps(payload, default=str))
 RESYNC_SECONDS = 3.0
 
 
@@ -34,7 +50,8 @@ class Subscription:
     def offer(self, event: dict[str, Any]) -> None:
         if event["id"] in self.seen or self.overflowed:
             return
-        self.seen.add(event["id"])
+        if event["id"] is not None:  # partials (no outbox row) have no id
+            self.seen.add(event["id"])
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:  # a reader this far behind is dropped, not waited for
@@ -75,6 +92,22 @@ class LiveHub:
             self._pending.add(outbox_id)
             self._wake.set()
 
+    def partial(self, raw: str) -> None:
+        """A ``PARTIALS_CHANNEL`` notification: straight to the call's subscribers."""
+        import json
+        from datetime import UTC, datetime
+
+        try:
+            payload = json.loads(raw)
+            call_id = uuid.UUID(payload["call_id"])
+        except (ValueError, KeyError, TypeError):
+            log.warning("live hub: malformed partial transcript notification dropped")
+            return
+        event = {"id": None, "event": "transcript_partial", "call_id": call_id, "payload": payload,
+                 "created_at": datetime.now(UTC)}
+        for sub in list(self.subs.get(call_id, ())):
+            sub.offer(event)
+
     def resync(self) -> None:
         self._resync = True
         self._wake.set()
@@ -108,7 +141,8 @@ class LiveHub:
                 "SELECT * FROM outbox WHERE id = ANY($1::bigint[]) AND call_id = ANY($2::uuid[]) ORDER BY id",
                 list(ids), calls)
         if resync:
-            floors = {c: min((max(s.seen, default=0) for s in group), default=0) for c, group in self.subs.items()}
+            floors = {c: min((max(s.seen, default=0) for s in group), default=0)
+                      for c, group in self.subs.items()}
             for call_id, floor in floors.items():
                 found += await self.pool.fetch(
                     "SELECT * FROM outbox WHERE call_id = $1 AND id > $2 ORDER BY id LIMIT 1000", call_id, floor)

@@ -21,7 +21,7 @@ from ..tasks import TaskSet
 from .analyzer import Analyzer
 from .deliverer import Deliverer, DeliveryPolicy
 from .dispatcher import BATCH, dispatch_batch
-from .live import LiveHub
+from .live import PARTIALS_CHANNEL, LiveHub
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class PlatformService:
             try:
                 conn = await asyncpg.connect(self.config.dsn)
                 await conn.add_listener(outbox.CHANNEL, lambda *args: self._notified(int(args[3])))
+                await conn.add_listener(PARTIALS_CHANNEL, lambda *args: self.hub.partial(str(args[3])))
                 self.hub.resync()  # anything committed while we were not listening
                 self._dispatch_wake.set()
                 while not conn.is_closed():

@@ -16,6 +16,7 @@ from api.live_tokens import TokenSigner
 from store import outbox
 from store.db import create_pool
 from switchboard.config import Settings
+from switchboard.platform.live import publish_partial
 from switchboard.server import init_app
 from tests.platform.conftest import api, seed
 
@@ -58,10 +59,13 @@ async def test_live_socket_streams_events_written_elsewhere_and_closes_at_call_e
             async with elsewhere.acquire() as conn, conn.transaction():
                 await outbox.append(conn, org.org_id, call["id"], event, payload)
 
-        await write("transcript_partial", {"role": "user", "content": "I would like"})
-        partial = await _next(ws, within=1.5)  # NOTIFY-driven (the safety resync runs only every 3 s)
+        await publish_partial(elsewhere, org.org_id, call["id"], "user", "I would like")  # no outbox row
+        partial = await _next(ws, within=1.5)
         assert partial["type"] == "transcript_update" and partial["data"]["final"] is False
-        assert partial["data"]["turn"]["content"] == "I would like"
+        assert partial["data"]["turn"]["content"] == "I would like" and "event_id" not in partial
+        await write("tool_call", {"name": "lookup", "arguments": {}})
+        tool = await _next(ws, within=1.5)  # NOTIFY-driven (the safety resync runs only every 3 s)
+        assert tool["type"] == "call_event" and tool["data"]["event"] == "tool_call"
         await write("transcript_turn", {"role": "user", "content": "I would like a table.", "start_ms": 100,
                                         "end_ms": 1500, "interrupted": False})
         final = await _next(ws)
@@ -80,7 +84,7 @@ async def test_live_socket_streams_events_written_elsewhere_and_closes_at_call_e
         assert status["type"] == "call_status_update" and status["data"]["status"] == "completed"
         closing = await asyncio.wait_for(ws.receive(), 10)
         assert closing.type in (WSMsgType.CLOSE, WSMsgType.CLOSED)
-        assert [status["event_id"] > dtmf["event_id"] > final["event_id"] > partial["event_id"]] == [True]
+        assert [status["event_id"] > dtmf["event_id"] > final["event_id"] > tool["event_id"]] == [True]
 
         # an ended call: connected (with the whole transcript), then closed at once
         again = await first.ws_connect(f"{path}?api_key={org.key}")

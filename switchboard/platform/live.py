@@ -36,7 +36,10 @@ async def publish_partial(db: Any, org_id: uuid.UUID | None, call_id: uuid.UUID,
 
     payload = {"call_id": str(call_id), "org_id": str(org_id) if org_id else None, "role": role,
                "content": content[-PARTIAL_MAX_CHARS:], "final": False, **extra}
-    await db.execute("SELECT pg_notify($1, $2)", PARTIALS_CHANNEL, json.dumps(payload, default=str))
+    try:
+        await db.execute("SELECT pg_notify($1, $2)", PARTIALS_CHANNEL, json.dumps(payload, default=str))
+    except Exception:  # best effort: the final turn follows through the outbox anyway
+        log.warning("partial transcript not published", exc_info=True)
 RESYNC_SECONDS = 3.0
 
 

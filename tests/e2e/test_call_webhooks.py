@@ -89,6 +89,10 @@ async def test_a_real_call_delivers_signed_webhooks_and_streams_its_live_transcr
     assert ("user", QUESTION) in [(t["role"], t["content"]) for t in streamed], messages
     assert ("agent", ANSWER) in [(t["role"], t["content"]) for t in streamed], messages
     assert messages[-1]["type"] == "call_status_update" and messages[-1]["data"]["status"] == "completed"
+    updates = [m["data"] for m in messages if m["type"] == "transcript_update"]
+    partial_at = next(i for i, u in enumerate(updates) if not u["final"] and u["turn"]["content"] == ANSWER)
+    final_at = next(i for i, u in enumerate(updates) if u["final"] and u["turn"]["content"] == ANSWER)
+    assert partial_at < final_at  # the agent's words as they start playing, then the finished turn
 
     # the webhooks: started, completed, analyzed (and every status change), each signed and verified
     got = await receiver.wait_for(lambda r: any(x.headers.get("X-Switchboard-Event") == "call_analyzed" for x in r),

@@ -79,6 +79,7 @@ class AgentConfig(_Config):
     call_status_webhook_url: str | None = None
     call_status_webhook_method: str = "POST"
     call_status_webhook_headers: list[dict[str, str]] = Field(default_factory=list)
+    post_call_analysis: dict[str, Any] | None = None  # shapes: api.models.agents.PostCallAnalysis (agents.report)
 
     @classmethod
     def load(cls, stored: AgentConfig | dict[str, Any] | None) -> AgentConfig:

@@ -246,6 +246,8 @@ class Conversation:
                         stopped_at, event = self._pending_stops.popleft() if self._pending_stops else \
                             (self.clock(), None)
                         self._post("transcript", (result, stopped_at, event))
+                    else:
+                        self._partial("user", result.text)
                 return
             except ProviderError as exc:
                 # the utterances in flight are lost; listen again (on the local recogniser when there is one)
@@ -262,6 +264,12 @@ class Conversation:
                 if give_up:
                     return
                 self._speech = self.stt.stream(phrases=self._phrases)
+
+    def _partial(self, role: str, text: str) -> None:
+        """The turn being spoken, so far, for live listeners (the io's optional ``partial_turn``)."""
+        hook = getattr(self.io, "partial_turn", None)
+        if hook is not None and text.strip():
+            hook(role, text.strip())
 
     async def _on_stt_failed(self, exc: ProviderError, gave_up: bool) -> None:
         log.warning("speech-to-text failed (%s)%s", exc, ": no longer listening" if gave_up else "")
@@ -314,6 +322,8 @@ class Conversation:
         try:
             async with self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed) as audio:
                 async for chunk in audio:
+                    if samples == 0:
+                        self._partial("agent", f"{turn.text} {sentence}")
                     if samples == 0 and metrics is not None and metrics.tts_latency_ms is None:
                         metrics.tts_latency_ms = (time.perf_counter() - t0) * 1000.0
                         metrics.first_audio_at = self.clock()

@@ -21,6 +21,9 @@ def _setup_logging(verbose: bool) -> None:
         stream=sys.stderr,
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
+    from .platform import logctx
+
+    logctx.install()  # "[call=<id>]" on every line about a call
 
 
 async def _migrate(settings: Settings) -> None:

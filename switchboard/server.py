@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from agents.voices import VoiceCatalog
 from api.app import build_api_app
 from api.control import CallControl
 from api.keys import CALLS, HEALTH_CHECKS, POOL, SECRETS, SETTINGS, VOICES
+from api.live_tokens import TokenSigner
 from store import calls as call_store
 from store.crypto import SecretBox
 from store.db import create_pool, embedded_database_url
@@ -29,6 +31,7 @@ from .config import Settings
 log = logging.getLogger(__name__)
 FIRST_START = web.AppKey("first_start", FirstStart)
 TELEPHONY: web.AppKey[Any] = web.AppKey("telephony")
+PLATFORM: web.AppKey[Any] = web.AppKey("platform")
 
 
 def database_url(settings: Settings) -> str:
@@ -37,11 +40,12 @@ def database_url(settings: Settings) -> str:
 
 
 def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None = None,
-             bootstrap: bool = True, telephony: bool = False) -> web.Application:
+             bootstrap: bool = True, telephony: bool = False, platform: bool = True) -> web.Application:
     app = build_api_app(rate_limit_per_minute=settings.rate_limit_per_minute, max_body_bytes=settings.max_body_bytes)
     app[SETTINGS] = settings
     app[SECRETS] = SecretBox(settings.resolved_secret_key())
     app[CALLS] = call_control or OfflineCalls()
+    install_platform_routes(app, settings)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         pool = await create_pool(dsn)
@@ -96,8 +100,45 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
         finally:
             await tel.stop()
 
-    app.cleanup_ctx.extend([database, voices, knowledge, *([sip] if telephony else [])])
+    async def platform_events(app: web.Application) -> AsyncIterator[None]:
+        """Webhooks (dispatch, delivery), post-call reports and the live-transcript hub (switchboard.platform)."""
+        from api.routes.live import LIVE_HUB
+
+        from .platform.service import PlatformConfig, PlatformService
+
+        service = PlatformService(app[POOL], PlatformConfig(
+            dsn=dsn, worker=settings.worker, base_url=settings.base_url,
+            allow_private_urls=settings.allow_private_urls, secret_box=app[SECRETS]))
+        await service.start()
+        app[LIVE_HUB] = service.hub
+        app[PLATFORM] = service
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app.cleanup_ctx.extend([database, *([platform_events] if platform else []), voices, knowledge,
+                            *([sip] if telephony else [])])
     return app
+
+
+def install_platform_routes(app: web.Application, settings: Settings) -> None:
+    """The live-transcript socket (token auth, outside the JSON registry) and GET /metrics."""
+    from api.routes.live import LIVE_TOKENS, SOCKET_PATH, live_socket
+
+    from .platform.http import metrics_handler
+
+    app[LIVE_TOKENS] = TokenSigner(settings.resolved_secret_key())
+    app.router.add_get(SOCKET_PATH, live_socket, name="live_socket")
+
+    def media_stats() -> Any:
+        tel = app.get(TELEPHONY)
+        media = getattr(tel, "media", None)
+        return getattr(media, "stats", None)
+
+    token = os.environ.get("SWITCHBOARD_METRICS_TOKEN") or None
+    app.router.add_get("/metrics", metrics_handler(lambda: app[POOL], settings.worker, token, media_stats),
+                       name="prometheus_metrics")
 
 
 def demo_sip_uri(settings: Settings) -> str:

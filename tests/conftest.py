@@ -14,7 +14,7 @@ import pytest
 from store.migrate import migrate
 
 TABLES = ("organizations, api_keys, agents, trunks, numbers, calls, call_events, transcript_turns, provider_keys,"
-          " knowledge_bases, knowledge_sources, outbox")
+          " knowledge_bases, knowledge_sources, outbox, webhook_deliveries, webhook_attempts, call_reports")
 
 
 def _admin_dsn(tmp_root: Path) -> str:

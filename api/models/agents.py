@@ -85,6 +85,30 @@ class WebhookHeader(RequestModel):
     value: Annotated[str, Field(max_length=4096, pattern=r"^[^\r\n]*$")]
 
 
+class AnalysisField(RequestModel):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
+    type: Literal["string", "number", "integer", "boolean", "enum"] = "string"
+    description: ShortText
+    choices: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] | None = None
+
+    @model_validator(mode="after")
+    def _enum_choices(self) -> AnalysisField:
+        if self.type == "enum" and not self.choices:
+            raise ValueError("choices are required for an enum field")
+        return self
+
+
+class PostCallAnalysis(RequestModel):
+    """What the post-call report asks the organization's LLM for (agents/report.py)."""
+
+    summary: bool = True
+    sentiment: bool = True
+    call_successful: bool = True
+    custom_fields: Annotated[list[AnalysisField], Field(max_length=30)] = Field(default_factory=list)
+    model: Annotated[str, Field(max_length=100)] | None = Field(None, description="Default: the agent's LLM model.")
+    instructions: ShortText | None = Field(None, description="What counts as a successful call, context.")
+
+
 class AgentFields(RequestModel):
     """Everything but the name; shared by create, update and inline agents."""
 
@@ -111,6 +135,7 @@ class AgentFields(RequestModel):
     call_status_webhook_url: Url | None = None
     call_status_webhook_method: HttpMethod | None = None
     call_status_webhook_headers: Annotated[list[WebhookHeader], Field(max_length=50)] | None = None
+    post_call_analysis: PostCallAnalysis | None = None
     enabled: bool | None = None
 
 
@@ -169,6 +194,7 @@ class AgentOut(ResponseModel):
     call_status_webhook_url: str | None
     call_status_webhook_method: str
     call_status_webhook_headers: list[dict[str, str]]
+    post_call_analysis: dict[str, Any] | None = None
     enabled: bool
     created_at: datetime
     updated_at: datetime

@@ -8,5 +8,7 @@ registry = Registry()
 def load_all() -> Registry:
     from . import agents, api_keys, calls, health, numbers, provider_keys, recordings, trunks, voices  # noqa: F401
     from . import knowledge_bases as _knowledge_bases  # noqa: F401
+    from . import live as _live  # noqa: F401
+    from . import webhooks as _webhooks  # noqa: F401
 
     return registry

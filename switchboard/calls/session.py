@@ -87,6 +87,12 @@ class SessionIO(LegIO):
     async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
         await events.event(self.s.deps.db, self.s.org_id, self.s.id, kind, detail)
 
+    def partial_turn(self, role: str, text: str) -> None:
+        """An interim transcript for live sockets (NOTIFY only: not call state, no outbox row)."""
+        from switchboard.platform.live import publish_partial
+
+        self.s._spawn(publish_partial(self.s.deps.db, self.s.org_id, self.s.id, role, text), "partial")
+
 
 class CallSession:
     """Owns one call leg until it ends. ``run()`` is the session's one task; the final status is written

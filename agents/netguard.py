@@ -117,7 +117,7 @@ def normalize_host(host: str) -> str:
             text = idna.encode(text, uts46=True).decode("ascii").lower()
         except idna.IDNAError:
             raise Blocked(f"{host!r} is not a valid host name") from None
-    if any(c in text for c in "/\\@?#% ") or text.startswith("."):
+    if any(c in text for c in "/\\@?#% ") or text.startswith(".") or ".." in text or len(text) > 253:
         raise Blocked(f"{host!r} is not a valid host name")
     literal = ip_literal(text)  # an IDNA label can spell digits too
     return literal if literal is not None else text

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import docs, openapi
+from . import docs, lowlevel, openapi
 from .keys import HEALTH_CHECKS, LIMITER
-from .middleware import auth_middleware, error_middleware, request_id_middleware
+from .middleware import auth_middleware, error_middleware, on_response_prepare, request_id_middleware
 from .ratelimit import RateLimiter
 from .routes import load_all
 
@@ -22,6 +22,8 @@ def build_api_app(*, rate_limit_per_minute: int = 1000, max_body_bytes: int = 10
         middlewares=[request_id_middleware, error_middleware, auth_middleware, error_middleware],
         client_max_size=max_body_bytes,
     )
+    app.on_response_prepare.append(on_response_prepare)
+    lowlevel.install()
     app[LIMITER] = RateLimiter(rate_limit_per_minute)
     app[HEALTH_CHECKS] = {}
     registry = load_all()

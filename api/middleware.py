@@ -61,6 +61,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return failure(request, 500, "internal_error", "Internal server error.")
 
 
+SERVER_HEADER = "Switchboard"
+
+
+async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every routed response: a ``Server`` header without versions (api.lowlevel covers the rest)."""
+    response.headers["Server"] = SERVER_HEADER
+
+
 def _presented_key(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":

@@ -248,7 +248,8 @@ class KnowledgeService:
                 raise
             except Exception as exc:
                 log.exception("knowledge source %s: ingestion failed", source_id)
-                await kb_store.source_failed(self.db, source_id, f"internal error: {exc.__class__.__name__}: {exc}",
+                await kb_store.source_failed(self.db, source_id, "the source could not be processed (a server "
+                                             "problem; the operator's log has the details)",
                                              refresh_hours=refresh_hours)
             else:
                 log.info("knowledge source %s: %d chunks in %.2f s", source_id, chunks, time.perf_counter() - t0)

@@ -246,7 +246,7 @@ class KnowledgeService:
                 await kb_store.source_failed(self.db, source_id, str(exc), refresh_hours=refresh_hours)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception:
                 log.exception("knowledge source %s: ingestion failed", source_id)
                 await kb_store.source_failed(self.db, source_id, "the source could not be processed (a server "
                                              "problem; the operator's log has the details)",

@@ -24,6 +24,7 @@ from media.tick import StreamEvent
 from sipcore.engine import Call, CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
 from store import calls as call_store
 from store.types import DB
+from switchboard.retention import may_record
 
 from .media_loop import LegIO
 from .tasks import TaskSet
@@ -148,7 +149,7 @@ class CallSession:
     async def _answered(self) -> None:
         self.answered_at = datetime.now(UTC)
         fields: dict[str, Any] = {"answered_at": self.answered_at}
-        if self.row.get("record", True):
+        if self.row.get("record", True) and await may_record(self.deps.db, self.row.get("org_id"), self.id):
             path = self.deps.recordings_dir / str(self.row.get("org_id") or "none") / f"{self.id}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.recorder = StereoRecorder(path, sample_rate=self.call.sample_rate or 8000)

@@ -30,6 +30,7 @@ import numpy as np
 from store import knowledge as kb_store
 from store.types import DB
 
+from .. import netguard
 from .chunking import ChunkConfig, chunk_text
 from .embedder import BATCH_SIZE, EmbeddingProcess, embedding_process
 from .fetch import FetchError, FetchLimits, fetch_page
@@ -133,8 +134,7 @@ class KnowledgeService:
         env = dict(os.environ if env is None else env)
         url = env.get("CHROMA_URL") or None
         vectors = VectorStore(url=url) if url else VectorStore(path=data_dir / "chroma")
-        allow = env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "").strip().lower() in ("1", "true", "yes", "on")
-        return cls(db, vectors, allow_private_urls=allow)
+        return cls(db, vectors, allow_private_urls=netguard.allow_private_from_env(env))
 
     # -- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:

@@ -38,6 +38,13 @@ Entry points:
   address (TLS still verifies the original host name).
 - ``resolve_public(host, port, allow_private)`` → the checked addresses, for pinning a connection made
   by a library this module has no hook into (e.g. ``websockets.connect(..., host=addr)``).
+
+Who uses what: knowledge URL sources (``agents.knowledge.fetch``), HTTP tools (``agents.tools``) and
+custom-LLM websockets (``agents.custom_llm``) use ``guarded_session``; an ``llm`` engine whose ``base_url``
+the tenant chose gets ``guarded_httpx_client`` for the openai SDK (``agents.factory``). Speech providers'
+base URLs (deepgram, elevenlabs, openai audio) come only from the operator's settings, which are trusted
+and not checked; if a tenant-chosen speech URL is ever added, give the SDK ``guarded_httpx_client`` (and,
+for a websocket SDK, connect to an address from ``resolve_public``).
 """
 
 from __future__ import annotations

@@ -147,10 +147,11 @@ async def endpoint(provider: str, provider_type: str, keys: KeyLookup, *, tenant
     org_key = await organization_key(keys, provider_type, provider)
     if tenant_base_url and not server.is_operator_endpoint(provider, tenant_base_url):
         return Endpoint(provider, tenant_base_url, org_key, "organization" if org_key else "none", True)
+    url = tenant_base_url or server.base_url(provider)  # one of the operator's endpoints
     if org_key:
-        return Endpoint(provider, server.base_url(provider), org_key, "organization", False)
+        return Endpoint(provider, url, org_key, "organization", False)
     server_key = server.keys.get(provider) if provider in PROVIDERS else None
-    return Endpoint(provider, server.base_url(provider), server_key, "server" if server_key else "none", False)
+    return Endpoint(provider, url, server_key, "server" if server_key else "none", False)
 
 
 def base_url(provider: str) -> str | None:

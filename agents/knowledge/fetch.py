@@ -118,9 +118,25 @@ async def _download(url: str, allow_private: bool, limits: FetchLimits) -> tuple
                     raise FetchError(reason.replace("are not allowed", "are not fetched")) from None
                 raise FetchError(f"cannot connect to {urlsplit(current).hostname}"
                                  f" ({exc.os_error.strerror or 'connection failed'})") from None
-            except aiohttp.ClientError:
-                raise FetchError("the page could not be fetched (the connection failed)") from None
+            except aiohttp.ClientError as exc:
+                raise FetchError(f"the page could not be fetched: {_client_error_reason(exc)}") from None
         raise FetchError(f"more than {limits.max_redirects} redirects")
+
+
+def _client_error_reason(exc: aiohttp.ClientError) -> str:
+    """A reader's reason for an aiohttp failure (never the exception's class or internal text)."""
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the URL is not valid"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the page's content was cut off or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"the server's answer was malformed (HTTP {exc.status})" if exc.status else \
+            "the server's answer was malformed"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the server's TLS certificate could not be verified"
+    return "the connection failed"
 
 
 def _html_title(html: str) -> str:

@@ -2,9 +2,10 @@
 
 ``RateLimiter``: per API key, a sliding window that holds — at most ``limit`` requests in ANY
 ``window`` seconds (not per calendar minute: a fixed window let 2 × limit through around a minute
-boundary). It keeps the times of the last ``limit`` accepted requests of each key in a ring (8 bytes
-each); a request is accepted when the oldest of them is more than ``window`` seconds old. Worst case:
-``limit`` requests at once after a quiet window, and never more than ``limit`` in any window.
+boundary). It keeps the times of each key's accepted requests of the last ``window`` (a sliding log:
+memory follows the traffic, at most ``limit`` entries per key); a request is accepted while fewer than
+``limit`` are inside. Worst case: ``limit`` requests at once after a quiet window, and never more than
+``limit`` in any window.
 
 ``FailureLimiter``: per source address, a token bucket for failed authentication — ``burst`` failures at
 once, then ``per_minute`` a minute; a source with no tokens left gets 429 before its key is even looked
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 import time
-from array import array
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,49 +39,12 @@ class Verdict:
         return max(1, self.reset_at - int(time.time() if now is None else now))
 
 
-class _Ring:
-    __slots__ = ("times", "head", "count")
-
-    def __init__(self, size: int) -> None:
-        self.times = array("d", bytes(8 * size))
-        self.head = 0  # index of the oldest stored time
-        self.count = 0
-
-    def oldest(self) -> float:
-        return self.times[self.head]
-
-    def newest(self) -> float:
-        return self.times[(self.head + self.count - 1) % len(self.times)]
-
-    def push(self, t: float) -> None:
-        size = len(self.times)
-        if self.count < size:
-            self.times[(self.head + self.count) % size] = t
-            self.count += 1
-        else:
-            self.times[self.head] = t
-            self.head = (self.head + 1) % size
-
-    def in_window(self, since: float) -> tuple[int, float | None]:
-        """How many stored times are after ``since``, and the oldest of those."""
-        size, times, head = len(self.times), self.times, self.head
-        lo, hi = 0, self.count  # binary search over the ring in logical (oldest-first) order
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if times[(head + mid) % size] <= since:
-                lo = mid + 1
-            else:
-                hi = mid
-        inside = self.count - lo
-        return inside, (times[(head + lo) % size] if inside else None)
-
-
 class RateLimiter:
     def __init__(self, limit_per_minute: int, window_seconds: float = 60.0,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.window = window_seconds
         self.clock, self.wall = clock, wall
-        self._rings: dict[object, _Ring] = {}
+        self._logs: dict[object, deque[float]] = {}
         self._next_sweep = 0.0
         self.limit = limit_per_minute
 
@@ -91,20 +55,21 @@ class RateLimiter:
     @limit.setter
     def limit(self, value: int) -> None:
         self._limit = max(1, int(value))
-        self._rings.clear()
+        self._logs.clear()
 
     def hit(self, key: object) -> Verdict:
         now = self.clock()
         self._sweep(now)
-        ring = self._rings.get(key)
-        if ring is None:
-            ring = self._rings[key] = _Ring(self.limit)
+        log = self._logs.get(key)
+        if log is None:
+            log = self._logs[key] = deque()
         since = now - self.window
-        if ring.count < self.limit or ring.oldest() <= since:
-            ring.push(now)
-            inside, oldest = ring.in_window(since)
-            return Verdict(True, self.limit, self.limit - inside, self._unix(oldest + self.window if oldest else now))
-        return Verdict(False, self.limit, 0, self._unix(ring.oldest() + self.window))
+        while log and log[0] <= since:
+            log.popleft()
+        if len(log) >= self.limit:
+            return Verdict(False, self.limit, 0, self._unix(log[0] + self.window))
+        log.append(now)
+        return Verdict(True, self.limit, self.limit - len(log), self._unix(log[0] + self.window))
 
     def _unix(self, monotonic_t: float) -> int:
         return math.ceil(self.wall() + (monotonic_t - self.clock()))
@@ -115,7 +80,7 @@ class RateLimiter:
             return
         self._next_sweep = now + self.window
         idle = now - self.window
-        self._rings = {k: r for k, r in self._rings.items() if r.count and r.newest() > idle}
+        self._logs = {k: log for k, log in self._logs.items() if log and log[-1] > idle}
 
 
 class FailureLimiter:

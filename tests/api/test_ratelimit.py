@@ -121,3 +121,16 @@ def test_failure_limiter_stays_bounded() -> None:
     for i in range(5000):
         limiter.failed(f"10.0.{i // 256}.{i % 256}")
     assert len(limiter._buckets) <= 1000
+
+
+def test_memory_follows_the_traffic_not_the_limit() -> None:
+    """An operator may set a huge limit (the API fuzz test uses 10**9): nothing is sized by the limit."""
+    import tracemalloc
+
+    tracemalloc.start()
+    limiter = RateLimiter(10**9)
+    verdicts = [limiter.hit("k") for _ in range(1000)]
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert all(v.allowed for v in verdicts) and verdicts[-1].remaining == 10**9 - 1000
+    assert peak < 1_000_000

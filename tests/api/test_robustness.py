@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -49,7 +50,9 @@ async def test_json_content_types_with_parameters_are_accepted(tenant: Tenant) -
 
 
 @pytest.mark.parametrize("size", [8_200, 20_000, 200_000])
-async def test_urls_over_8_kb_are_a_json_400_without_a_traceback(tenant: Tenant, size: int) -> None:
+async def test_urls_over_8_kb_are_a_json_400_without_a_traceback(tenant: Tenant, size: int,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "aiohttp.server")
     resp = await tenant.client.get("/api/v1/agents?q=" + "a" * size, headers=tenant.headers)
     assert resp.status in (400, 414)
     assert resp.content_type == "application/json"
@@ -58,6 +61,8 @@ async def test_urls_over_8_kb_are_a_json_400_without_a_traceback(tenant: Tenant,
     text = json.dumps(body)
     assert "Traceback" not in text and "aiohttp" not in text and "8190" not in text
     assert "aiohttp" not in resp.headers.get("Server", "")
+    logged = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert logged and all(r.exc_info is None and r.levelno == logging.INFO for r in logged)  # one line, no traceback
 
 
 async def test_oversized_headers_are_a_json_400(tenant: Tenant) -> None:

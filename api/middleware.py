@@ -16,6 +16,7 @@ from store import orgs
 from . import errors
 from .envelope import failure
 from .keys import AUTH, AUTH_FAILURES, LIMITER, POOL, REQUEST_ID
+from .lowlevel import SERVER_HEADER
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -59,9 +60,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error on %s %s (request %s)", request.method, request.path, request.get(REQUEST_ID))
         return failure(request, 500, "internal_error", "Internal server error.")
-
-
-SERVER_HEADER = "Switchboard"
 
 
 async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:

@@ -25,6 +25,13 @@ async def unmeasured(db: DB, org_id: UUID | None = None, limit: int = 500) -> li
         org_id, limit))
 
 
+async def being_written(db: DB, org_id: UUID) -> list[str]:
+    """Paths of the organization's recordings still being written (calls not ended)."""
+    found = await db.fetch("SELECT recording_path FROM calls WHERE org_id = $1 AND recording_path IS NOT NULL"
+                           " AND ended_at IS NULL", org_id)
+    return [r["recording_path"] for r in found]
+
+
 async def set_sizes(db: DB, sizes: list[tuple[UUID, int]]) -> None:
     if sizes:
         await db.execute(

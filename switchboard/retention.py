@@ -3,9 +3,9 @@
 - Quota (``SWITCHBOARD_RECORDING_QUOTA_MB``, default 10240 per organization; 0 = no quota): when an
   organization's recordings already take the quota, a newly answered call is not recorded and carries
   ``recording_status = 'skipped_quota'``. The session asks ``await may_record(db, org_id, call_id)`` when
-  it decides to record. Sizes are measured once a call has ended (the check measures the organization's
-  unmeasured recordings first, so it is exact for ended calls); recordings still being written count
-  from their end, so the overshoot is bounded by the organization's concurrent calls × their length.
+  it decides to record. The check counts the organization's ended recordings (measured once, when first
+  needed) and the current size of those still being written, so the quota is overshot by at most what
+  the calls already recording write after the check.
 - Retention (``SWITCHBOARD_RECORDING_RETENTION_DAYS``, default 0 = keep forever): ``RecordingJanitor``
   runs every ``interval`` seconds (started by ``switchboard.server``, owned by a ``TaskSet``): it deletes
   the recordings of calls that ended more than that many days ago, clears their paths
@@ -89,6 +89,10 @@ async def may_record(db: DB, org_id: UUID | None, call_id: UUID | None = None, *
         return True
     await measure(db, org_id)
     used = await rec_store.usage_bytes(db, org_id)
+    live = await rec_store.being_written(db, org_id)
+    if live:
+        sizes = await asyncio.get_running_loop().run_in_executor(None, _sizes, [(org_id, p) for p in live])
+        used += sum(size for _, size in sizes)
     if used < quota:
         return True
     log.warning("organization %s: recordings take %.1f MB of its %.0f MB quota: call %s is not recorded",

@@ -44,8 +44,18 @@ async def test_over_quota_a_new_call_is_not_recorded_and_the_call_says_so(tenant
     assert not await may_record(db, tenant.org_id, new_call, policy=policy)  # 1.2 MB: full
     _, shown = await tenant.get(f"/calls/{new_call}", expect=200)
     assert shown["data"]["recording_status"] == "skipped_quota" and shown["data"]["recording_url"] is None
-    # the quota is per organization, and 0 means none
+    # a recording still being written counts with its current size
+    _, body = await tenant.post("/calls", {"to_number": "sip:bob@127.0.0.1", "agent_id": agent["id"]}, expect=201)
+    live_call = uuid.UUID(body["data"]["id"])
+    live_file = tmp_path / str(other.org_id) / f"{live_call}.wav"
+    live_file.parent.mkdir(parents=True, exist_ok=True)
+    live_file.write_bytes(b"\0" * 1_100_000)
+    await db.execute("UPDATE calls SET org_id = $1, status = 'in_progress', recording_path = $2 WHERE id = $3",
+                     other.org_id, str(live_file), live_call)
+    assert not await may_record(db, other.org_id, None, policy=policy)
+    live_file.write_bytes(b"\0" * 1000)
     assert await may_record(db, other.org_id, None, policy=policy)
+    # the quota is per organization, and 0 means none
     assert await may_record(db, tenant.org_id, None, policy=RecordingPolicy(quota_mb=0))
 
 

@@ -49,10 +49,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import json
 import logging
-import socket
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -61,8 +59,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
 
+from . import netguard
 from .llm_turn import TurnEvent, TurnStats
 from .providers.base import ProviderError, TextDelta, ToolCall
 from .tools import ToolOutcome
@@ -77,29 +75,6 @@ def socket_url(base: str, call_id: str) -> str:
     parts = urlsplit(base)
     path = parts.path.rstrip("/") + "/" + quote(call_id, safe="")
     return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
-
-
-class _NonPublicAddress(OSError):
-    pass
-
-
-class _PublicResolver(AbstractResolver):
-    """Resolves as aiohttp does, refusing names with a private, loopback or link-local address (checked on
-    the addresses the connection then uses, so a second DNS answer cannot differ)."""
-
-    def __init__(self) -> None:
-        self._inner = aiohttp.DefaultResolver()
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        infos = await self._inner.resolve(host, port, family)
-        for info in infos:
-            if not ipaddress.ip_address(info["host"]).is_global:
-                raise _NonPublicAddress(f"{host} resolves to a non-public address ({info['host']})")
-        return infos
-
-    async def close(self) -> None:
-        await self._inner.close()
 
 
 class _Stream:
@@ -373,26 +348,21 @@ class CustomLlmEngine:
         return task
 
     async def _connect(self) -> _Connection:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ProviderError(f"not a websocket URL: {self.url}", retryable=False, reason="bad_url",
-                                provider=PROVIDER)
-        if not self.allow_private:
-            with contextlib.suppress(ValueError):
-                if not ipaddress.ip_address(parts.hostname).is_global:
-                    raise ProviderError(f"{parts.hostname} is not a public address", retryable=False,
-                                        reason="forbidden_address", provider=PROVIDER)
-        if self._session is None:
-            resolver = None if self.allow_private else _PublicResolver()
-            self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(resolver=resolver))
+        try:
+            url = netguard.check_url(self.url, allow_private=self.allow_private, schemes=netguard.WEBSOCKET)
+        except netguard.Blocked as exc:
+            reason = "forbidden_address" if exc.kind == "address" else "bad_url"
+            raise ProviderError(f"custom LLM websocket refused: {exc}", retryable=False, reason=reason,
+                                provider=PROVIDER) from None
+        if self._session is None:  # every connection checked where it is made (resolved once, no rebinding)
+            self._session = netguard.guarded_session(allow_private=self.allow_private)
         try:
             async with asyncio.timeout(self.connect_timeout):
-                ws = await self._session.ws_connect(self.url, timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
+                ws = await self._session.ws_connect(url, timeout=aiohttp.ClientWSTimeout(ws_close=2.0),
                                                     max_msg_size=1 << 20)
         except aiohttp.ClientConnectorError as exc:
-            if isinstance(exc.os_error, _NonPublicAddress):
-                raise ProviderError(str(exc.os_error), retryable=False, reason="forbidden_address",
-                                    provider=PROVIDER) from exc
+            if (refused := netguard.refusal(exc)) is not None:
+                raise ProviderError(refused, retryable=False, reason="forbidden_address", provider=PROVIDER) from exc
             raise self._connect_error(exc) from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise self._connect_error(exc) from exc

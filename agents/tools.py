@@ -6,24 +6,23 @@ lookups go to the `knowledge` callback. Custom tools `{name, description, parame
 called over HTTP with aiohttp: GET/DELETE send the arguments as the query string, other methods as a
 JSON body; each call has a timeout and its response (truncated) goes back to the model. A tool never
 raises into the conversation: failures become a short error text the model can talk about.
-Tool URLs that resolve to private, loopback or link-local addresses are refused unless `allow_private`.
+Tool URLs go through `agents.netguard` (normalised host, resolved once, the checked address dialled):
+private, loopback or link-local addresses are refused unless `allow_private`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import logging
 import re
-import socket
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
+from . import netguard
 from .providers.base import ToolCall
 
 log = logging.getLogger(__name__)
@@ -87,24 +86,11 @@ def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
     return specs
 
 
-async def _check_public(url: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {url}")
-    infos = await asyncio.get_running_loop().getaddrinfo(parts.hostname, parts.port or 443,
-                                                         type=socket.SOCK_STREAM)
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if not ip.is_global:
-            raise ValueError(f"{parts.hostname} resolves to a non-public address ({ip})")
-
-
 class ToolExecutor:
     def __init__(
         self,
         tools: Sequence[Any],
         *,
-        session: aiohttp.ClientSession | None = None,
         timeout: float = 10.0,
         knowledge: Callable[[str], Awaitable[str]] | None = None,
         allow_private: bool = False,
@@ -112,15 +98,14 @@ class ToolExecutor:
     ) -> None:
         self.specs = tool_specs(tools)
         self._tools = {s["function"]["name"]: t for s, t in zip(self.specs, tools, strict=True)}
-        self._session = session
-        self._own_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self.timeout = timeout
         self.knowledge = knowledge
         self.allow_private = allow_private
         self.headers = dict(headers or {})
 
     async def aclose(self) -> None:
-        if self._own_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()
             self._session = None
 
@@ -165,10 +150,9 @@ class ToolExecutor:
     async def _http(self, call: ToolCall, tool: Any, args: dict[str, Any]) -> ToolOutcome:
         url, method = str(_get(tool, "url")), str(_get(tool, "method") or "POST").upper()
         try:
-            if not self.allow_private:
-                await _check_public(url)
-            if self._session is None:
-                self._session = aiohttp.ClientSession()
+            url = netguard.check_url(url, allow_private=self.allow_private)
+            if self._session is None:  # resolves once, checks, connects to the checked address
+                self._session = netguard.guarded_session(allow_private=self.allow_private)
             kw: dict[str, Any] = {"headers": self.headers, "timeout": aiohttp.ClientTimeout(total=self.timeout),
                                   "allow_redirects": False}
             if method in ("GET", "DELETE"):
@@ -185,5 +169,9 @@ class ToolExecutor:
         except TimeoutError:
             return ToolOutcome(call, f"error: {call.name} timed out after {self.timeout:g} s", None, args, error=True)
         except (aiohttp.ClientError, ValueError, OSError) as e:
+            if (reason := netguard.refusal(e)) is not None:
+                log.warning("tool %s refused: %s", call.name, reason)
+                return ToolOutcome(call, f"error: the {call.name} service is at an address that may not be reached",
+                                   None, args, error=True)
             log.warning("tool %s failed: %r", call.name, e)
             return ToolOutcome(call, f"error: could not reach the {call.name} service", None, args, error=True)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from store.crypto import SecretBox
 
-from .ratelimit import RateLimiter
+from .ratelimit import FailureLimiter, RateLimiter
 
 if TYPE_CHECKING:
     from agents.voices import VoiceCatalog
@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 POOL = web.AppKey("pool", asyncpg.Pool)
 LIMITER = web.AppKey("limiter", RateLimiter)
+AUTH_FAILURES = web.AppKey("auth_failures", FailureLimiter)
 SECRETS = web.AppKey("secrets", SecretBox)
 SETTINGS: web.AppKey[Any] = web.AppKey("settings")  # the composition root's settings (base_url…)
 VOICES: web.AppKey[VoiceCatalog] = web.AppKey("voices")

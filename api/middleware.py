@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 
@@ -15,7 +15,8 @@ from store import orgs
 
 from . import errors
 from .envelope import failure
-from .keys import AUTH, LIMITER, POOL, REQUEST_ID
+from .keys import AUTH, AUTH_FAILURES, LIMITER, POOL, REQUEST_ID
+from .lowlevel import SERVER_HEADER
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -61,6 +62,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return failure(request, 500, "internal_error", "Internal server error.")
 
 
+async def on_response_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    """Every routed response: a ``Server`` header without versions (api.lowlevel covers the rest)."""
+    response.headers["Server"] = SERVER_HEADER
+
+
 def _presented_key(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
@@ -68,12 +74,25 @@ def _presented_key(request: web.Request) -> str | None:
     return request.headers.get("X-API-Key", "").strip() or None
 
 
+def _too_many_failures(retry_after: float) -> errors.RateLimited:
+    return errors.RateLimited("Too many failed authentication attempts from this address; try again later.",
+                              headers={"Retry-After": str(max(1, math.ceil(retry_after)))})
+
+
 async def authenticate(request: web.Request) -> dict:
+    """The key's record. A source address with too many failed attempts gets 429 before its key is looked
+    up; each failure (missing or wrong key) spends one of its tokens."""
+    failures = request.app[AUTH_FAILURES]
+    source = request.remote or "unknown"
+    wait = failures.blocked(source)
+    if wait is not None:
+        raise _too_many_failures(wait)
     key = _presented_key(request)
-    if not key:
-        raise errors.Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
-    record = await orgs.authenticate(request.app[POOL], key)
+    record = await orgs.authenticate(request.app[POOL], key) if key else None
     if record is None:
+        failures.failed(source)
+        if not key:
+            raise errors.Unauthorized("Missing API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'.")
         raise errors.Unauthorized("Invalid API key.")
     return record
 
@@ -88,10 +107,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[AUTH] = record
     verdict = request.app[LIMITER].hit(record["id"])
     if not verdict.allowed:
-        retry = max(1, verdict.reset_at - int(time.time()))
         raise errors.RateLimited(
             f"Rate limit of {verdict.limit} requests per minute exceeded.",
-            headers={**verdict.headers(), "Retry-After": str(retry)},
+            headers={**verdict.headers(), "Retry-After": str(verdict.retry_after())},
         )
     response = await handler(request)  # an inner error_middleware has turned errors into responses
     response.headers.update(verdict.headers())

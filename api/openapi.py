@@ -13,8 +13,9 @@ from .routing import Endpoint, Registry
 
 _REF = "#/components/schemas/{model}"
 _DESCRIPTIONS = {
-    400: "Malformed JSON", 401: "Missing or invalid API key", 404: "Not found", 409: "State conflict",
-    413: "Body too large", 422: "Validation error", 429: "Rate limited", 502: "Upstream SIP failure",
+    400: "Malformed JSON (or nested deeper than 32 levels)", 401: "Missing or invalid API key", 404: "Not found",
+    409: "State conflict", 413: "Body too large", 415: "The body is not application/json", 422: "Validation error",
+    429: "Rate limited", 502: "Upstream SIP failure",
     503: "Unavailable",
 }
 
@@ -125,7 +126,7 @@ def build(registry: Registry, prefix: str = "/api/v1") -> dict[str, Any]:
         if ep.auth:
             codes |= {401}
         if ep.body is not None:
-            codes |= {400, 413, 422}
+            codes |= {400, 413, 415, 422}
         if ep.query is not None:
             codes |= {422}
         if "{" in ep.path:

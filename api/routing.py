@@ -16,6 +16,7 @@ from . import errors
 from .envelope import success
 from .keys import AUTH
 
+MAX_JSON_DEPTH = 32
 _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "none", "null"}
 
 
@@ -104,15 +105,52 @@ def _first_message(fields: dict[str, list[str]]) -> str:
     return f"{name}: {messages[0]}"
 
 
+def is_json_type(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` media type (parameters such as charset allowed)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def nesting_depth_exceeds(value: Any, limit: int) -> bool:
+    """True when arrays/objects nest deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def _nested_too_deeply() -> errors.BadRequest:
+    return errors.BadRequest(f"Request body is nested too deeply (at most {MAX_JSON_DEPTH} levels of arrays and "
+                             "objects).")
+
+
 async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel:
     raw = await request.read()
     if not raw.strip():
         payload: Any = {}
     else:
+        if not is_json_type(request.headers.get("Content-Type", "")):
+            raise errors.UnsupportedMediaType("The request body must be JSON: send 'Content-Type: application/json'.")
         try:
             payload = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise errors.BadRequest(f"Request body is not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise _nested_too_deeply() from None
+        except json.JSONDecodeError as exc:
+            raise errors.BadRequest(f"Request body is not valid JSON: {exc.msg} at line {exc.lineno} column "
+                                    f"{exc.colno}.") from None
+        except UnicodeDecodeError:
+            raise errors.BadRequest("Request body is not valid JSON: it is not UTF-8 text.") from None
+        if nesting_depth_exceeds(payload, MAX_JSON_DEPTH):
+            raise _nested_too_deeply()
     if not isinstance(payload, dict):
         raise errors.ValidationFailed("The request body must be a JSON object.", fields={"body": ["must be an object"]})
     try:

@@ -37,6 +37,16 @@ _CONSTRAINT_FIELDS = {
 }
 
 
+_INVALID = {
+    "StringDataRightTruncationError": "The value is too long.",
+    "NumericValueOutOfRangeError": "The number is out of range.",
+    "CharacterNotInRepertoireError": "The text holds a character that cannot be stored.",
+    "UntranslatableCharacterError": "The text holds a character that cannot be stored.",
+    "NotNullViolationError": "A value is required.",
+    "CheckViolationError": "The value is not allowed.",
+}
+
+
 def translate(exc: asyncpg.PostgresError) -> StoreError:
     """Map an asyncpg error to a typed store error naming the field where possible."""
     constraint = getattr(exc, "constraint_name", None) or ""
@@ -47,7 +57,7 @@ def translate(exc: asyncpg.PostgresError) -> StoreError:
         field, message = _CONSTRAINT_FIELDS.get(constraint, (_guess_field(exc), "The resource is in use."))
         return Conflict(message, field=field)
     if isinstance(exc, asyncpg.DataError | asyncpg.CheckViolationError | asyncpg.NotNullViolationError):
-        return InvalidData(f"Invalid value: {exc.__class__.__name__}", field=_guess_field(exc))
+        return InvalidData(_INVALID.get(type(exc).__name__, "The database refused this value."), field=_guess_field(exc))
     raise exc
 
 

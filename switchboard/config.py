@@ -40,6 +40,8 @@ class Settings:
     answer_timeout_seconds: int = 60
     allow_private_urls: bool = False
     setup_timeout_seconds: int = 32
+    recording_quota_mb: int = 10240
+    recording_retention_days: int = 0
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -71,7 +73,10 @@ class Settings:
             max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 200),
             answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
             setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
-            allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "") in ("1", "true", "yes"),
+            allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "").strip().lower() in
+            ("1", "true", "yes", "on"),
+            recording_quota_mb=_int(env, "SWITCHBOARD_RECORDING_QUOTA_MB", 10240),
+            recording_retention_days=_int(env, "SWITCHBOARD_RECORDING_RETENTION_DAYS", 0),
         )
 
     @property

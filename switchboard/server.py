@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 FIRST_START = web.AppKey("first_start", FirstStart)
 TELEPHONY: web.AppKey[Any] = web.AppKey("telephony")
 PLATFORM: web.AppKey[Any] = web.AppKey("platform")
+JANITOR: web.AppKey[Any] = web.AppKey("recording_janitor")
 
 
 def database_url(settings: Settings) -> str:
@@ -117,7 +118,21 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
         finally:
             await service.stop()
 
-    app.cleanup_ctx.extend([database, *([platform_events] if platform else []), voices, knowledge,
+    async def recordings(app: web.Application) -> AsyncIterator[None]:
+        """Recording storage policy: the quota the sessions check, and the retention janitor."""
+        from .retention import RecordingJanitor, RecordingPolicy, configure
+
+        policy = RecordingPolicy(settings.recording_quota_mb, settings.recording_retention_days)
+        configure(policy)
+        janitor = RecordingJanitor(app[POOL], settings.data_dir / "recordings", policy)
+        janitor.start()
+        app[JANITOR] = janitor
+        try:
+            yield
+        finally:
+            await janitor.stop()
+
+    app.cleanup_ctx.extend([database, *([platform_events] if platform else []), voices, knowledge, recordings,
                             *([sip] if telephony else [])])
     return app
 

@@ -2,10 +2,9 @@
 
 Guards, all on by default:
 - only http and https;
-- every address a host name resolves to must be public: private, loopback, link-local, shared (CGNAT),
-  multicast, reserved and unspecified addresses are refused. The check lives in the resolver aiohttp
-  connects with, so the address that was checked is the address that is dialled (no DNS rebinding), and
-  IP literals are checked before the request;
+- every address must be public (``agents.netguard``, the one SSRF guard: the host is normalised as the
+  HTTP library will normalise it, and the check lives in the connector, so the address that was checked
+  is the address that is dialled — no DNS rebinding, no Unicode-digit IP literals);
 - redirects are followed by hand (at most ``max_redirects``) and every hop is checked again;
 - a size limit on the (decompressed) body and one time limit for the whole fetch, redirects included;
 - only HTML and plain-text pages.
@@ -17,9 +16,7 @@ Every refusal or failure is a ``FetchError`` whose message is the reason a user 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import re
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from html import unescape
@@ -27,8 +24,11 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
+
+from .. import netguard
+from ..netguard import address_refusal
+
+__all__ = ["FetchError", "FetchLimits", "Page", "address_refusal", "extract_html", "fetch_page"]
 
 USER_AGENT = "Switchboard-KnowledgeFetcher/1.0 (+self-hosted voice AI)"
 _HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -38,10 +38,6 @@ _TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 class FetchError(Exception):
     """A URL source could not be fetched; the message is the reason shown on the source."""
-
-
-class BlockedAddress(OSError):
-    """A host resolved to an address the fetcher must not reach."""
 
 
 @dataclass(frozen=True)
@@ -58,56 +54,11 @@ class Page:
     text: str
 
 
-def address_refusal(address: str) -> str | None:
-    """Why this address may not be fetched, or None when it is a public address."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    for flag, label in (("is_loopback", "loopback"), ("is_link_local", "link-local"), ("is_multicast", "multicast"),
-                        ("is_unspecified", "unspecified"), ("is_private", "private"), ("is_reserved", "reserved")):
-        if getattr(ip, flag):
-            return f"{label} address {ip}"
-    if not ip.is_global:
-        return f"non-public address {ip}"
-    return None
-
-
-class GuardedResolver(AbstractResolver):
-    """Resolves with the system resolver, then refuses the name if any of its addresses is not public."""
-
-    def __init__(self, allow_private: bool) -> None:
-        self._inner = ThreadedResolver()
-        self.allow_private = allow_private
-
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-                      ) -> list[ResolveResult]:
-        results = await self._inner.resolve(host, port, family)
-        if not self.allow_private:
-            for result in results:
-                reason = address_refusal(result["host"])
-                if reason is not None:
-                    raise BlockedAddress(f"{host} resolves to a {reason}; private addresses are not fetched")
-        return results
-
-    async def close(self) -> None:
-        await self._inner.close()
-
-
 def _check_url(url: str, allow_private: bool) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        raise FetchError(f"only http and https URLs can be fetched, not {parts.scheme or 'this'!r}")
-    host = parts.hostname
-    if not host:
-        raise FetchError("the URL has no host")
-    if not allow_private:
-        try:
-            reason = address_refusal(host)
-        except ValueError:
-            reason = None  # a name: the resolver checks what it resolves to
-        if reason is not None:
-            raise FetchError(f"{host} is a {reason}; private addresses are not fetched")
-    return url
+    try:
+        return netguard.check_url(url, allow_private=allow_private)
+    except netguard.Blocked as exc:
+        raise FetchError(str(exc).replace("are not allowed", "are not fetched")) from None
 
 
 async def fetch_page(url: str, *, allow_private: bool = False, limits: FetchLimits | None = None,
@@ -136,12 +87,11 @@ async def fetch_page(url: str, *, allow_private: bool = False, limits: FetchLimi
 
 
 async def _download(url: str, allow_private: bool, limits: FetchLimits) -> tuple[str, str, str | None, bytes]:
-    connector = aiohttp.TCPConnector(resolver=GuardedResolver(allow_private), force_close=True)
-    async with aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT},
-                                     trust_env=False) as session:
+    async with netguard.guarded_session(allow_private=allow_private, force_close=True,
+                                        headers={"User-Agent": USER_AGENT}) as session:
         current = url
         for _hop in range(limits.max_redirects + 1):
-            _check_url(current, allow_private)
+            current = _check_url(current, allow_private)
             try:
                 async with session.get(current, allow_redirects=False) as resp:
                     if resp.status in (301, 302, 303, 307, 308):
@@ -164,12 +114,29 @@ async def _download(url: str, allow_private: bool, limits: FetchLimits) -> tuple
                             raise FetchError(f"the page is larger than the {limits.max_bytes} byte limit")
                     return str(resp.url), content_type, resp.charset, bytes(body)
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, BlockedAddress):
-                    raise FetchError(str(exc.os_error)) from None
-                raise FetchError(f"cannot connect to {urlsplit(current).hostname}: {exc.os_error}") from None
+                if (reason := netguard.refusal(exc)) is not None:
+                    raise FetchError(reason.replace("are not allowed", "are not fetched")) from None
+                raise FetchError(f"cannot connect to {urlsplit(current).hostname}"
+                                 f" ({exc.os_error.strerror or 'connection failed'})") from None
             except aiohttp.ClientError as exc:
-                raise FetchError(f"fetch failed: {exc.__class__.__name__}: {exc}") from None
+                raise FetchError(f"the page could not be fetched: {_client_error_reason(exc)}") from None
         raise FetchError(f"more than {limits.max_redirects} redirects")
+
+
+def _client_error_reason(exc: aiohttp.ClientError) -> str:
+    """A reader's reason for an aiohttp failure (never the exception's class or internal text)."""
+    if isinstance(exc, aiohttp.InvalidURL):
+        return "the URL is not valid"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "the server closed the connection"
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return "the page's content was cut off or malformed"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"the server's answer was malformed (HTTP {exc.status})" if exc.status else \
+            "the server's answer was malformed"
+    if isinstance(exc, aiohttp.ClientSSLError):
+        return "the server's TLS certificate could not be verified"
+    return "the connection failed"
 
 
 def _html_title(html: str) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 from store import knowledge as kb_store
 from store.types import DB
 
+from .. import netguard
 from .chunking import ChunkConfig, chunk_text
 from .embedder import BATCH_SIZE, EmbeddingProcess, embedding_process
 from .fetch import FetchError, FetchLimits, fetch_page
@@ -133,8 +134,7 @@ class KnowledgeService:
         env = dict(os.environ if env is None else env)
         url = env.get("CHROMA_URL") or None
         vectors = VectorStore(url=url) if url else VectorStore(path=data_dir / "chroma")
-        allow = env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "").strip().lower() in ("1", "true", "yes", "on")
-        return cls(db, vectors, allow_private_urls=allow)
+        return cls(db, vectors, allow_private_urls=netguard.allow_private_from_env(env))
 
     # -- life cycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -246,9 +246,10 @@ class KnowledgeService:
                 await kb_store.source_failed(self.db, source_id, str(exc), refresh_hours=refresh_hours)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception:
                 log.exception("knowledge source %s: ingestion failed", source_id)
-                await kb_store.source_failed(self.db, source_id, f"internal error: {exc.__class__.__name__}: {exc}",
+                await kb_store.source_failed(self.db, source_id, "the source could not be processed (a server "
+                                             "problem; the operator's log has the details)",
                                              refresh_hours=refresh_hours)
             else:
                 log.info("knowledge source %s: %d chunks in %.2f s", source_id, chunks, time.perf_counter() - t0)

@@ -51,16 +51,19 @@ class OpenAILLM(LanguageModel):
         max_retries: int = 0,
         client: Any | None = None,
         extra_body: dict[str, Any] | None = None,
+        http_client: Any | None = None,
     ) -> None:
         """`max_retries=0`: the SDK does not retry on its own; the caller decides with `retryable`
-        (a voice turn rarely wants the SDK's backoff). `api_key` may be "" for local servers."""
+        (a voice turn rarely wants the SDK's backoff). `api_key` may be "" for local servers. `http_client`:
+        an httpx client of the caller's (a tenant's URL goes through `agents.netguard.guarded_httpx_client`)."""
         import openai
 
         self.model = model
         self.temperature = temperature
         self.extra_body = extra_body
         self.client = client or openai.AsyncOpenAI(
-            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries
+            base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries,
+            http_client=http_client,
         )
 
     def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> OpenAIStream:

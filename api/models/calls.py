@@ -103,6 +103,10 @@ class CallOut(ResponseModel):
                                       "words (SIP status and reason phrase, or the local error).")
     sip_call_id: str | None
     recording_url: str | None
+    recording_status: Literal["skipped_quota", "deleted_retention"] | None = Field(
+        None, description="Why the call has no recording when policy decided: `skipped_quota` (the organization's "
+                          "recording storage quota was full when the call was answered) or `deleted_retention` "
+                          "(deleted after the retention period); null otherwise.")
     transcript: list[TranscriptTurn] | None = None
     metadata: dict[str, Any]
     user_data: dict[str, Any]

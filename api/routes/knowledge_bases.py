@@ -132,7 +132,7 @@ async def query_knowledge_base(ctx: Ctx) -> Result:
                                                threshold=body.threshold)
     except Exception as exc:
         log.exception("knowledge base %s: query failed", kb["id"])
-        raise errors.Unavailable(f"The vector store is unavailable: {exc.__class__.__name__}.") from exc
+        raise errors.Unavailable("The vector store is unavailable; try again shortly.") from exc
     elapsed = (time.perf_counter() - t0) * 1000.0
     sources = await kb_store.source_titles(ctx.app[POOL], ctx.org_id, list({h.match.source_id for h in hits}))
     results: list[dict[str, Any]] = []

@@ -25,6 +25,7 @@ from media.tick import StreamEvent
 from sipcore.calltypes import CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
 from sipcore.causes import ACTIVE_STATUSES, CallStatus, DisconnectionReason, HangupCause
 from store.types import DB
+from switchboard.retention import may_record
 
 from ..tasks import TaskSet
 from . import events
@@ -181,7 +182,7 @@ class CallSession:
     async def _answered(self) -> None:
         self.answered_at = datetime.now(UTC)
         fields: dict[str, Any] = {"answered_at": self.answered_at}
-        if self.row.get("record", True):
+        if self.row.get("record", True) and await may_record(self.deps.db, self.row.get("org_id"), self.id):
             path = self.deps.recordings_dir / str(self.row.get("org_id") or "none") / f"{self.id}.wav"
             path.parent.mkdir(parents=True, exist_ok=True)
             self.recorder = StereoRecorder(path, sample_rate=self.call.sample_rate or 8000)

@@ -119,13 +119,7 @@ class Telephony(OfflineCalls):
         return self.running
 
     def _key_lookup(self, org_id: Any) -> Any:
-        async def lookup(provider_type: str, provider_name: str) -> str | None:
-            if org_id is None:
-                return None
-            enc = await provider_keys.find(self.db, org_id, provider_type, provider_name)
-            return self.secrets.decrypt(enc) if enc else None
-
-        return lookup
+        return provider_keys.lookup(self.db, self.secrets, org_id)
 
     # -- CallControl (what OfflineCalls does not) ------------------------------------------------------
     def submit(self, call_ids: list[UUID]) -> None:

@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Any
 
 import asyncpg
 
 from agents import report as reports
-from agents.factory import DEFAULT_MODEL, LLM_PROVIDERS
-from agents.providers.registry import base_url as env_base_url
-from store import outbox
+from agents.factory import DEFAULT_MODEL, llm_client
+from agents.providers.registry import PROVIDERS
+from store import outbox, provider_keys
 
 from . import metrics
 from .logctx import bound_call
@@ -33,10 +32,11 @@ LLM_TIMEOUT_SECONDS = 60
 
 
 class Analyzer:
-    def __init__(self, pool: asyncpg.Pool, worker: str, secret_box: Any = None) -> None:
+    def __init__(self, pool: asyncpg.Pool, worker: str, secret_box: Any = None, *, allow_private: bool = False) -> None:
         self.pool = pool
         self.worker = worker
         self.secret_box = secret_box
+        self.allow_private = allow_private
         self.wake = asyncio.Event()
 
     async def run(self) -> None:
@@ -112,38 +112,20 @@ class Analyzer:
         return report
 
     async def _llm(self, call: dict[str, Any], agent: dict[str, Any], analysis: dict[str, Any]) -> tuple[Any, str]:
-        engine = agent.get("response_engine") or {}
-        provider: str | None = None
-        base: str | None = None
-        model = analysis.get("model")
+        """The agent's own ``llm`` engine, else the organization's default LLM provider. Keys and URLs are
+        decided by the provider registry, as for the call itself: a tenant's ``base_url`` never gets the
+        operator's key, and is reached only through the SSRF guard."""
+        engine = dict(agent.get("response_engine") or {})
         if engine.get("type") == "llm":
             provider = (engine.get("llm_provider") or "openai").lower()
-            base = engine.get("base_url")
-            model = model or engine.get("llm_model")
         else:
-            provider = await self.pool.fetchval(
-                "SELECT provider_name FROM provider_keys WHERE org_id = $1 AND provider_type = 'llm'"
-                " AND provider_name = ANY($2::text[]) ORDER BY is_default DESC, created_at DESC LIMIT 1",
-                call["org_id"], list(LLM_PROVIDERS))
-        if provider is None:
-            return None, ""
-        base = base or env_base_url(provider) or LLM_PROVIDERS.get(provider, (None, ""))[0]
-        key = await self._key(call["org_id"], provider) or os.environ.get(LLM_PROVIDERS.get(provider, (None, ""))[1])
-        if not (key or (engine.get("type") == "llm" and base)):
-            return None, ""
-        from agents.providers.openai_llm import OpenAILLM
-
-        model = model or DEFAULT_MODEL
-        return OpenAILLM(model=model, base_url=base, api_key=key or "", temperature=0), model
-
-    async def _key(self, org_id: Any, provider: str) -> str | None:
-        enc = await self.pool.fetchval(
-            "SELECT key_enc FROM provider_keys WHERE org_id = $1 AND provider_name = $2"
-            " ORDER BY (provider_type = 'llm') DESC, is_default DESC, created_at DESC LIMIT 1", org_id, provider)
-        if enc is None or self.secret_box is None:
-            return None
-        try:
-            return str(self.secret_box.decrypt(enc))
-        except ValueError:
-            log.warning("the organization's %s key cannot be decrypted", provider)
-            return None
+            llm_providers = [name for name, p in PROVIDERS.items() if "llm" in p.types]
+            found = await provider_keys.first_of(self.pool, call["org_id"], "llm", llm_providers)
+            if found is None:
+                return None, ""
+            provider, engine = found, {"type": "llm"}
+        model = analysis.get("model") or engine.get("llm_model") or DEFAULT_MODEL
+        org = call["org_id"] if self.secret_box is not None else None  # no secret box: no organization keys
+        llm = await llm_client({**engine, "llm_model": model, "temperature": 0}, provider,
+                               provider_keys.lookup(self.pool, self.secret_box, org), allow_private=self.allow_private)
+        return (llm, model) if llm is not None else (None, "")

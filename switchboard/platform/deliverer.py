@@ -19,9 +19,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 
+from agents import netguard
 from store import webhooks as store
 
-from . import metrics, signing, urlguard
+from . import metrics, signing
 from .logctx import bound_call
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class Deliverer:
 
     async def run(self) -> None:
         self._session = aiohttp.ClientSession(
-            connector=urlguard.connector(self.allow_private, limit=self.policy.concurrency),
+            connector=netguard.guarded_connector(self.allow_private, limit=self.policy.concurrency),
             headers={"User-Agent": USER_AGENT}, trust_env=False)
         try:
             while True:
@@ -131,9 +132,10 @@ class Deliverer:
         status: int | None = None
         error: str | None = None
         answer: str | None = None
-        refusal = urlguard.refusal(delivery["url"], self.allow_private)
-        if refusal is not None:
-            error = f"refused: {refusal}"
+        try:
+            url = netguard.check_url(delivery["url"], allow_private=self.allow_private)
+        except netguard.Blocked as exc:
+            error = f"refused: {exc}"
         else:
             headers = {h["key"]: h["value"] for h in delivery["headers"] or []}
             headers.update({
@@ -145,14 +147,14 @@ class Deliverer:
             })
             try:
                 async with self._session.request(
-                        delivery["method"], delivery["url"], data=body, headers=headers, allow_redirects=False,
+                        delivery["method"], url, data=body, headers=headers, allow_redirects=False,
                         timeout=aiohttp.ClientTimeout(total=self.policy.timeout_seconds)) as resp:
                     status = resp.status
                     answer = (await resp.content.read(500)).decode("utf-8", "replace")
             except TimeoutError:
                 error = f"timeout after {self.policy.timeout_seconds:g} s"
             except aiohttp.ClientConnectorError as exc:
-                if isinstance(exc.os_error, urlguard.BlockedAddress):
+                if isinstance(exc.os_error, netguard.BlockedAddress):
                     error = f"refused: {exc.os_error}"
                 else:
                     error = f"connection failed: {exc.os_error}"

@@ -44,7 +44,7 @@ class PlatformService:
         self.hub = LiveHub(pool)
         self.deliverer = Deliverer(pool, config.worker, allow_private=config.allow_private_urls,
                                    policy=config.policy)
-        self.analyzer = Analyzer(pool, config.worker, config.secret_box)
+        self.analyzer = Analyzer(pool, config.worker, config.secret_box, allow_private=config.allow_private_urls)
         self._dispatch_wake = asyncio.Event()
         self._tasks = TaskSet()
         self._listeners: list[Callable[[int], None]] = []

@@ -5,6 +5,7 @@ transcript, recording and metrics are all present and consistent."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,7 @@ import pytest
 
 from tests.agents.agent_speech import utterance
 from tests.agents.fake_openai import FakeOpenAI, Reply
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Database, Server
 from tests.e2e.helpers import (
     RATE,
     active_span,
@@ -42,6 +43,20 @@ def caller_audio() -> tuple[np.ndarray, float]:
              utterance(PHRASES[1], rate=RATE, pad_s=0.1), silence(5.0)]
     pcm = np.concatenate(parts)
     return pcm, len(pcm) / RATE
+
+
+@pytest.fixture(scope="module")
+def server(e2e_admin_dsn: str) -> Iterator[Server]:
+    """This module's server lets tenant URLs reach private addresses (SWITCHBOARD_ALLOW_PRIVATE_URLS=1):
+    the agent's LLM server listens on loopback, which the SSRF guard refuses by default."""
+    db = Database(e2e_admin_dsn).create()
+    srv = Server(db, extra_env={"SWITCHBOARD_ALLOW_PRIVATE_URLS": "1"})
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+        db.drop()
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import contextlib
 import pytest
 from aiohttp import web
 
-from agents.knowledge import fetch
+from agents import netguard
 from agents.knowledge.fetch import FetchError, FetchLimits, address_refusal, fetch_page
 
 LIMITS = FetchLimits(max_bytes=50_000, timeout_seconds=2.0, max_redirects=3)
@@ -35,6 +35,30 @@ async def test_loopback_is_refused_by_default(site) -> None:
     assert site.hits == []  # refused before connecting
 
 
+@pytest.mark.parametrize("host", ["①②⑦.0.0.1", "１２７.０.０.１", "127。0。0。1", "127｡0｡0｡1", "0x7f.1", "2130706433"])
+async def test_loopback_spelled_otherwise_is_refused_and_never_reached(site, host: str) -> None:
+    """Unicode digits, fullwidth digits and the ideographic full stop are what aiohttp turns into
+    127.0.0.1: the guard must judge that address, not the spelling."""
+    site.html("/a", "Internal", ARTICLE)
+    with pytest.raises(FetchError, match="loopback address 127.0.0.1"):
+        await fetch_page(f"http://{host}:{site.port}/a", limits=LIMITS)
+    assert site.hits == []
+
+
+async def test_a_redirect_to_a_unicode_loopback_host_is_refused(site, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = netguard.address_refusal
+    monkeypatch.setattr(netguard, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
+    site.html("/final", "Final", ARTICLE)
+
+    async def to_unicode(request: web.Request) -> web.Response:
+        raise web.HTTPFound(f"http://①②⑦.0.0.2:{site.port}/final")
+
+    site.extra["/u"] = to_unicode
+    with pytest.raises(FetchError, match="loopback address 127.0.0.2"):
+        await fetch_page(site.url("/u"), limits=LIMITS)
+    assert "/final" not in site.hits
+
+
 async def test_a_name_resolving_to_loopback_is_refused_after_dns(site) -> None:
     site.html("/a", "About", ARTICLE)
     with pytest.raises(FetchError, match=r"localhost resolves to a loopback address"):
@@ -58,8 +82,8 @@ async def test_plain_text_pages_are_taken_as_they_are(site) -> None:
 
 async def test_redirects_are_followed_and_each_hop_is_checked(site, monkeypatch: pytest.MonkeyPatch) -> None:
     """127.0.0.1 plays a public server here: its redirect to another loopback address must be refused."""
-    real = fetch.address_refusal
-    monkeypatch.setattr(fetch, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
+    real = netguard.address_refusal
+    monkeypatch.setattr(netguard, "address_refusal", lambda a: None if a == "127.0.0.1" else real(a))
     final = site.html("/final", "Final", ARTICLE)
 
     async def hop(request: web.Request) -> web.Response:

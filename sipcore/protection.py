@@ -64,3 +64,57 @@ class RateLimiter:
         while len(self._buckets) > self._max_keys:
             self._buckets.popitem(last=False)
         return ok
+
+
+class FailureTracker:
+    """Per-source count of failed INVITEs; a source reaching ``threshold`` is blocked for ``block_s``.
+
+    A failure is an INVITE the engine refused (scanner, rate limit, unroutable…) or one the stack itself
+    rejected as malformed. A call that gets answered resets its source's count. Bounded like
+    :class:`RateLimiter`.
+    """
+
+    def __init__(self, threshold: int, block_s: float, *, max_keys: int = 10_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.threshold = max(1, threshold)
+        self.block_s = block_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._failures: OrderedDict[str, int] = OrderedDict()
+        self._blocked: OrderedDict[str, float] = OrderedDict()
+
+    def blocked(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        until = self._blocked.get(key)
+        if until is None:
+            return False
+        if self._clock() >= until:
+            del self._blocked[key]
+            return False
+        return True
+
+    def failed(self, key: str | None) -> bool:
+        """Count a failure; True when this one blocks the source."""
+        if key is None:
+            return False
+        count = self._failures.pop(key, 0) + 1
+        if count >= self.threshold:
+            self._blocked[key] = self._clock() + self.block_s
+            self._blocked.move_to_end(key)
+            while len(self._blocked) > self._max_keys:
+                self._blocked.popitem(last=False)
+            return True
+        self._failures[key] = count
+        while len(self._failures) > self._max_keys:
+            self._failures.popitem(last=False)
+        return False
+
+    def succeeded(self, key: str | None) -> None:
+        if key is not None:
+            self._failures.pop(key, None)
+
+    @property
+    def blocked_count(self) -> int:
+        now = self._clock()
+        return sum(1 for until in self._blocked.values() if until > now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import docs, openapi
-from .keys import HEALTH_CHECKS, LIMITER
+from .keys import HEALTH_CHECKS, HEALTH_DETAILS, LIMITER
 from .middleware import auth_middleware, error_middleware, request_id_middleware
 from .ratelimit import RateLimiter
 from .routes import load_all
@@ -24,6 +24,7 @@ def build_api_app(*, rate_limit_per_minute: int = 1000, max_body_bytes: int = 10
     )
     app[LIMITER] = RateLimiter(rate_limit_per_minute)
     app[HEALTH_CHECKS] = {}
+    app[HEALTH_DETAILS] = {}
     registry = load_all()
     registry.install(app, PREFIX)
     spec = openapi.build(registry, PREFIX)

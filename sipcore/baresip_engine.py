@@ -169,7 +169,8 @@ class BaresipEngine(Engine):
         self._scanners = ScannerFilter(config.scanner_user_agents)
         self._limiter = RateLimiter(config.invite_rate, config.invite_burst)
         self._total_limiter = RateLimiter(config.invite_rate_total, max(1, int(config.invite_rate_total * 2)))
-        self._failures = FailureTracker(config.failure_block_threshold, config.failure_block_seconds)
+        self._failures = FailureTracker(config.failure_block_threshold, config.failure_block_seconds,
+                                        exempt=config.failure_block_exempt)
         soft_before, soft_after = raise_nofile_limit()
         headroom = max(4, config.max_calls // 10)
         wildcard = config.host in _WILDCARDS

@@ -96,7 +96,8 @@ class EngineConfig:
             together (burst 2×): what a flood from many addresses meets.
         failure_block_threshold / failure_block_seconds: A source whose INVITEs
             fail this many times in a row (refused, malformed, scanner) is refused
-            outright for this long.
+            outright for this long. Sources in ``failure_block_exempt`` (CIDRs;
+            loopback by default: local tools) are never blocked.
         orphan_grace: Seconds a native call may exist with no application owner
             (e.g. an INVITE the stack itself answered with an error) before it is
             reported (log, :class:`EngineStats`).
@@ -132,6 +133,7 @@ class EngineConfig:
     invite_rate_total: float = 200.0
     failure_block_threshold: int = 20
     failure_block_seconds: float = 300.0
+    failure_block_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
     orphan_grace: float = 2.0
     orphan_reap: bool = False
     tcp_max_per_source: int = 32

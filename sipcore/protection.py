@@ -8,6 +8,7 @@ the engine docs for the front-filter workaround.
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -74,9 +75,10 @@ class FailureTracker:
     :class:`RateLimiter`.
     """
 
-    def __init__(self, threshold: int, block_s: float, *, max_keys: int = 10_000,
+    def __init__(self, threshold: int, block_s: float, *, exempt: Iterable[str] = (), max_keys: int = 10_000,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.threshold = max(1, threshold)
+        self._exempt = tuple(ipaddress.ip_network(c, strict=False) for c in exempt)
         self.block_s = block_s
         self._max_keys = max_keys
         self._clock = clock
@@ -94,9 +96,16 @@ class FailureTracker:
             return False
         return True
 
+    def _is_exempt(self, key: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(key)
+        except ValueError:
+            return False
+        return any(addr in net for net in self._exempt)
+
     def failed(self, key: str | None) -> bool:
         """Count a failure; True when this one blocks the source."""
-        if key is None:
+        if key is None or self._is_exempt(key):
             return False
         count = self._failures.pop(key, 0) + 1
         if count >= self.threshold:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from agents.voices import VoiceCatalog
 from api.app import build_api_app
-from api.keys import CALLS, HEALTH_CHECKS, POOL, SECRETS, SETTINGS, VOICES
+from api.keys import CALLS, HEALTH_CHECKS, HEALTH_DETAILS, POOL, SECRETS, SETTINGS, VOICES
 from store import calls as call_store
 from store.crypto import SecretBox
 from store.db import create_pool, embedded_database_url
@@ -88,6 +89,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[CALLS] = tel
             app[TELEPHONY] = tel
             app[HEALTH_CHECKS]["sip"] = tel.healthy
+            app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
             yield
         finally:
             await tel.stop()

@@ -60,14 +60,22 @@ async def test_source_is_the_packet_not_the_via(engine: BaresipEngine) -> None:
 
 async def test_rotating_via_hosts_do_not_bypass_the_rate_limit(engine: BaresipEngine) -> None:
     handled: list[IncomingCall] = []
+    refused: list[RefusedCall] = []
+    all_in = asyncio.Event()
 
     async def refuse(incoming: IncomingCall) -> None:
         handled.append(incoming)
         await incoming.call.reject(486)
+        if len(handled) + len(refused) == 10:
+            all_in.set()
+
+    def on_refused(call: RefusedCall) -> None:
+        refused.append(call)
+        if len(handled) + len(refused) == 10:
+            all_in.set()
 
     engine.set_incoming_handler(refuse)
-    refused: list[RefusedCall] = []
-    engine.on_refused(refused.append)
+    engine.on_refused(on_refused)
     _, port = engine.listen_address
     saved = engine._limiter
     engine._limiter = RateLimiter(rate=0.01, burst=3)
@@ -76,10 +84,7 @@ async def test_rotating_via_hosts_do_not_bypass_the_rate_limit(engine: BaresipEn
     try:
         for n in range(10):  # a new Via host every time, one real source
             client.transport.sendto(forged_invite(100 + n, port, lport, f"198.51.100.{n + 1}"), (HOST, port))
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while len(handled) + len(refused) < 10 and loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(all_in.wait(), 10)
     finally:
         client.transport.close()
         engine._limiter = saved

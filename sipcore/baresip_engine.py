@@ -30,8 +30,11 @@ Gotchas handled here (LAB.md), each covered by a test in tests/sipcore:
   and logged; it is hung up only when ``reap_orphans`` is enabled.
 - With ``net_interface`` unset the stack skips loopback: on a wildcard
   listen the bridge adds 127.0.0.1 (inbound and outbound to loopback work).
-- libre watches at most 1,024 descriptors by default: lifted to
-  RLIMIT_NOFILE (raised to the hard limit) at start.
+- libre watches at most 1,024 descriptors and the cap cannot be raised
+  once the library started it: past it every new socket (a call's RTP, a
+  TCP connection) fails. The process's RLIMIT_NOFILE is raised to the
+  hard limit, and TCP connections are budgeted so that calls always have
+  their descriptors: total TCP ≤ 1,024 − 64 − 4 × native call cap.
 - Events of an outbound call can reach the loop before ``ua.dial()``
   returns the library's Call (180/200 on loopback): they are buffered per
   call handle and replayed into the new call.
@@ -84,7 +87,10 @@ _EXPOSED_HEADERS = ("User-Agent", "Via", "To", "From")
 # What this baresip version can put on the wire for an inbound rejection.
 WIRE_REJECT_STATUS = 486
 _EARLY_HANDLES = 64
-_MAINTENANCE_S = 1.0
+_MAINTENANCE_S = 0.5
+NATIVE_MAX_FDS = 1024  # libre's poll set size (see module docs)
+FDS_PER_CALL = 4  # SIP/RTP/RTCP sockets of one call
+FDS_RESERVED = 64  # SIP listeners, DNS, the library's own queues
 _ENDED_IGNORE_S = 5.0
 _WILDCARDS = ("0.0.0.0", "::", "")
 
@@ -136,6 +142,7 @@ class BaresipEngine(Engine):
         self._tcp_closed = 0
         self._listening: tuple[str, ...] = ()
         self._maintenance: asyncio.Task[Any] | None = None
+        self._tcp_limits = tcpguard.TcpLimits()
         self.max_calls = 0
 
     # ------------------------------------------------------------------ helpers
@@ -173,6 +180,14 @@ class BaresipEngine(Engine):
                                         exempt=config.failure_block_exempt)
         soft_before, soft_after = raise_nofile_limit()
         headroom = max(4, config.max_calls // 10)
+        budget = NATIVE_MAX_FDS - FDS_RESERVED - FDS_PER_CALL * (config.max_calls + headroom)
+        self._tcp_limits = tcpguard.TcpLimits(min(config.tcp_max_per_source, max(budget, 1)),
+                                              min(config.tcp_max_total, max(budget, 1)), config.tcp_idle_timeout)
+        if budget < config.tcp_max_total:
+            logger.warning("SIP TCP connections limited to %d in total (configured %d): the SIP stack watches at "
+                           "most %d descriptors and %d calls need %d of them", max(budget, 1),
+                           config.tcp_max_total, NATIVE_MAX_FDS, config.max_calls + headroom,
+                           FDS_PER_CALL * (config.max_calls + headroom))
         wildcard = config.host in _WILDCARDS
         extra = (
             f"sip_listen {'0.0.0.0' if wildcard else config.host}:{config.port}\n"
@@ -193,7 +208,8 @@ class BaresipEngine(Engine):
             raise EngineError(f"engine start failed: {exc}") from exc
         self._rt = rt
         rt.subscribe(self._on_stack_event)
-        await self._start_native(rt, wildcard, soft_before, soft_after)
+        logger.info("open-file limit %d → %d", soft_before, soft_after)
+        await self._start_native(rt, wildcard)
         domain = f"{'127.0.0.1' if wildcard else config.host}:{config.port}"
         self._catchall = await baresip.UserAgent.create(
             rt,
@@ -214,21 +230,15 @@ class BaresipEngine(Engine):
         )
         self._maintenance = self._spawn(self._maintain(), "sip-maintenance")
 
-    async def _start_native(self, rt: Any, wildcard: bool, soft_before: int, soft_after: int) -> None:
-        """Native bridge: descriptor cap, loopback on a wildcard listen, real packet sources."""
+    async def _start_native(self, rt: Any, wildcard: bool) -> None:
+        """Native bridge: request guard, loopback on a wildcard listen, real packet sources."""
         bridge = NativeBridge(rt)
         if not bridge.available:
-            logger.warning("SIP native bridge unavailable (%s): loopback on 0.0.0.0, the descriptor cap and "
-                           "real source addresses are not handled", "; ".join(bridge.errors))
+            logger.warning("SIP native bridge unavailable (%s): malformed-INVITE guard, loopback on 0.0.0.0 and "
+                           "real source addresses are not available", "; ".join(bridge.errors))
             return
         bridge.install()
         self._native = bridge
-        try:
-            cap = await bridge.lift_descriptor_cap()
-            logger.info("SIP engine may watch %d descriptors (open-file limit %d → %d)", cap, soft_before,
-                        soft_after)
-        except Exception as exc:
-            logger.warning("SIP descriptor cap not lifted (1,024 remain): %s", exc)
         if wildcard:
             try:
                 await bridge.add_local_address("127.0.0.1")
@@ -349,8 +359,7 @@ class BaresipEngine(Engine):
     async def _maintain(self) -> None:
         """Every second: free native calls nobody owns, refresh the native count, apply TCP limits."""
         assert self._config is not None
-        limits = tcpguard.TcpLimits(self._config.tcp_max_per_source, self._config.tcp_max_total,
-                                    self._config.tcp_idle_timeout)
+        limits = self._tcp_limits
         while True:
             await asyncio.sleep(_MAINTENANCE_S)
             try:

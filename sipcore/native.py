@@ -1,7 +1,7 @@
 """A small bridge to the native stack under baresip-python, for what its Python API does not expose.
 
 baresip-python 0.5.2a3 (pinned exactly) ships baresip 4.x / libre 4.x in one shared object whose C symbols
-are exported. Four things Switchboard needs are only reachable there:
+are exported. Three things Switchboard needs are only reachable there:
 
 - **Running code on the SIP thread.** libre is not thread-safe: its functions must run on the thread that
   owns the stack. The library delivers every native event through one sink called *on that thread*; the
@@ -11,9 +11,9 @@ are exported. Four things Switchboard needs are only reachable there:
 - **Loopback on a wildcard listen.** With ``net_interface`` unset the stack discovers interfaces and
   skips loopback, so ``0.0.0.0`` did not cover 127.0.0.1 (inbound or outbound). The bridge adds the
   loopback address to the stack's address list and rebuilds the SIP transports, on the SIP thread.
-- **The descriptor cap.** libre watches at most 1,024 descriptors unless told otherwise
-  (``fd_setsize``); past that every new socket — a call's RTP, a TCP connection — fails. The bridge
-  lifts it to the process's RLIMIT_NOFILE (raised to the hard limit first).
+- (Not possible: the descriptor cap. libre watches at most 1,024 descriptors — "fd_listen maxfds
+  reached" — and ``fd_setsize`` only takes effect before polling starts, inside the library's own
+  start-up; measured: calling it later changes nothing. The engine budgets TCP connections instead.)
 - **The real source of each request.** The stack parses Via but never reports the packet's source
   address. libre's SIP trace hook sees every received message with its real source before it is
   handled: the bridge records ``Call-ID → (transport, host, port)`` for INVITEs (bounded), so inbound
@@ -215,16 +215,6 @@ class NativeBridge:
         err = await self.on_sip_thread(job)
         if err:
             raise OSError(err, f"adding local address {host} failed")
-
-    async def lift_descriptor_cap(self) -> int:
-        """Let the stack watch as many descriptors as RLIMIT_NOFILE allows; returns that limit."""
-        if self._lib is None:
-            raise RuntimeError("native bridge unavailable")
-        lib = self._lib
-        err = await self.on_sip_thread(lambda: int(lib.fd_setsize(-1)))
-        if err:
-            raise OSError(err, "fd_setsize failed")
-        return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
     async def trace_sources(self) -> None:
         """Record the real source of every received INVITE in :attr:`sources`."""

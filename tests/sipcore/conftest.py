@@ -34,6 +34,7 @@ def engine_config() -> EngineConfig:
         user_agent="Switchboard-test",
         invite_rate=50.0,
         invite_burst=100,
+        tcp_idle_timeout=3.0,
     )
 
 

@@ -38,7 +38,7 @@ from sipcore.engine import (
     HangupBy,
     RtpStats,
 )
-from sipcore.errors import EngineError, TransferError, dial_failure
+from sipcore.errors import CallCanceled, EngineError, TransferError, dial_failure
 
 if TYPE_CHECKING:  # the engine library is imported only by the engine modules
     import baresip
@@ -116,11 +116,21 @@ class BaresipCall(Call):
 
     # ------------------------------------------------------------------ control
     async def answer(self) -> None:
+        """Answer; raises :class:`CallCanceled` if the caller canceled first (a CANCEL racing our answer
+        is the caller's decision, not an engine failure)."""
         if self._end is not None:
+            if self._end.status is CallStatus.CANCELED:
+                raise CallCanceled(self._end)
             raise EngineError("call already ended")
         try:
             await self._native.answer(video=True)  # gotcha: avoids the unrequested re-INVITE
         except self._errs.BaresipError as exc:
+            # The stack refuses to answer a call the caller just canceled, and its CLOSED event may still
+            # be on its way: give it a moment to arrive before calling this a failure.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._ended_fut), 1.0)
+            if self._end is not None and self._end.status is CallStatus.CANCELED:
+                raise CallCanceled(self._end) from exc
             raise EngineError(f"answer failed: {exc}") from exc
 
     async def reject(self, status: int = 486, reason: str = "") -> None:

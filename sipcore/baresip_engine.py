@@ -72,15 +72,16 @@ from sipcore.engine import (
     RegistrationState,
     RegistrationStatus,
 )
-from sipcore.errors import DialFailed, DialRefused, EngineError, EngineNotRunning
+from sipcore.errors import CallCanceled, DialFailed, DialRefused, EngineError, EngineNotRunning
 from sipcore.native import NativeBridge, PacketSource, raise_nofile_limit
 from sipcore.protection import FailureTracker, RateLimiter, ScannerFilter
 from sipcore.registration import RegistrationFailure, RegistrationSupervisor
 from sipcore.sipheaders import initial_invite_problem, parse_name_addr, parse_via_source
 
 logger = logging.getLogger(__name__)
-# A peer's REFER never makes us dial: the engine answers it 603. Transfers are ours to start
-# (POST /calls/{id}/transfer, the agent's transfer tool), never the remote party's.
+# A peer's REFER never makes us dial: the request guard answers it 603 Decline before the stack sees it
+# (the stack itself would answer 202 and refuse in a NOTIFY; that policy stays as the fallback when the
+# guard is unavailable). Transfers are ours to start (POST /calls/{id}/transfer, the transfer tool).
 TRANSFER_POLICY = "reject"
 
 _EXPOSED_HEADERS = ("User-Agent", "Via", "To", "From")
@@ -137,6 +138,7 @@ class BaresipEngine(Engine):
         self._orphans_reaped = 0
         self._orphans_logged: set[int] = set()
         self._malformed = 0
+        self._refers_declined = 0
         self._invites_refused = 0
         self._tcp_connections = 0
         self._tcp_closed = 0
@@ -253,12 +255,16 @@ class BaresipEngine(Engine):
         except Exception as exc:
             logger.warning("real source addresses unavailable (inbound_cidrs cannot be verified): %s", exc)
 
-    def _check_request(self, headers: dict[str, str | None]) -> str | None:
-        """SIP thread (request guard): the 400 reason for a malformed initial INVITE, else None."""
+    def _check_request(self, headers: dict[str, str | None]) -> tuple[int, str] | None:
+        """SIP thread (request guard): what to answer instead of letting the stack see the request."""
+        if (headers.get("CSeq") or "").split()[-1:] == ["REFER"]:
+            self._refers_declined += 1  # ints under the GIL: no lock needed
+            return 603, "Decline"  # a peer never makes us dial (see TRANSFER_POLICY)
         reason = initial_invite_problem(headers)
         if reason is not None:
-            self._malformed += 1  # an int increment under the GIL: no lock needed
-        return reason
+            self._malformed += 1
+            return 400, reason
+        return None
 
     async def _tune_sockets(self, config: EngineConfig) -> None:
         try:
@@ -632,6 +638,9 @@ class BaresipEngine(Engine):
         assert self._handler is not None
         try:
             await self._handler(incoming)
+        except CallCanceled:
+            logger.info("call %s canceled by the caller before it was answered", call.id)
+            return
         except Exception:
             logger.exception("incoming handler raised; rejecting call %s", call.id)
             await call.reject(500, "handler_error")

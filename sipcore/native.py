@@ -246,11 +246,11 @@ class NativeBridge:
         cb = self._trace_cb
         await self.on_sip_thread(lambda: lib.sip_set_trace_handler(ctypes.c_void_p(lib.uag_sip()), cb))
 
-    async def guard_requests(self, check: Callable[[dict[str, str | None]], str | None]) -> None:
+    async def guard_requests(self, check: Callable[[dict[str, str | None]], tuple[int, str] | None]) -> None:
         """Put a request listener in front of the stack's own, so ``check`` sees every request first.
 
         ``check`` gets the first value of From, To, Contact, CSeq and Record-Route (None when absent)
-        and returns None to let the request through, or the reason phrase of a 400 to answer instead.
+        and returns None to let the request through, or the (status, reason) to answer instead.
         Exists because the stack answers some malformed INVITEs 500 and leaks (and damages) the call it
         allocated; freeing those calls afterwards crashes it, so they must never reach it.
 
@@ -280,10 +280,11 @@ class NativeBridge:
                 if not msg:
                     return False
                 values = {names[0]: header(msg, names) for names in _GUARDED}
-                reason = check(values)
-                if reason is None:
+                verdict = check(values)
+                if verdict is None:
                     return False
-                lib.sip_treply(None, ctypes.c_void_p(lib.uag_sip()), ctypes.c_void_p(msg), ctypes.c_uint16(400),
+                status, reason = verdict
+                lib.sip_treply(None, ctypes.c_void_p(lib.uag_sip()), ctypes.c_void_p(msg), ctypes.c_uint16(status),
                                reason.encode()[:100])
                 return True
             except Exception:  # pragma: no cover - never raise into C

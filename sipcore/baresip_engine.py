@@ -38,8 +38,10 @@ Gotchas handled here (LAB.md), each covered by a test in tests/sipcore:
 - Events of an outbound call can reach the loop before ``ua.dial()``
   returns the library's Call (180/200 on loopback): they are buffered per
   call handle and replayed into the new call.
-- User-Agent / Server header: fixed to "baresip-python" by the stack;
-  ``EngineConfig.user_agent`` is not applied by this engine.
+- User-Agent / Server header: fixed to "baresip-python" by the stack; the
+  native bridge swaps libre's software string for ``EngineConfig.user_agent``.
+- OPTIONS are answered ``200 OK`` by the request guard: the stack's own
+  answer carried an SDP offering video and the catch-all account's user.
 - Native drain rejects silently (486 in the SIP thread, the application
   never hears of it): drain is implemented here so refusals are reported.
 """
@@ -194,7 +196,7 @@ class BaresipEngine(Engine):
         extra = (
             f"sip_listen {'0.0.0.0' if wildcard else config.host}:{config.port}\n"
             f"rtp_ports {config.rtp_port_min}-{config.rtp_port_max}\n"
-        )  # no config key sets User-Agent/Server: the stack sends "baresip-python"
+        )  # no config key sets User-Agent/Server: the native bridge replaces "baresip-python"
         rt = baresip.Runtime()
         try:
             await rt.start(
@@ -246,6 +248,11 @@ class BaresipEngine(Engine):
                 await bridge.add_local_address("127.0.0.1")
             except Exception as exc:
                 logger.warning("SIP engine could not add loopback to a wildcard listen: %s", exc)
+        assert self._config is not None
+        try:
+            await bridge.set_software(self._config.user_agent)
+        except Exception as exc:
+            logger.warning("SIP User-Agent/Server stays 'baresip-python': %s", exc)
         try:
             await bridge.guard_requests(self._check_request)
         except Exception as exc:
@@ -257,7 +264,10 @@ class BaresipEngine(Engine):
 
     def _check_request(self, headers: dict[str, str | None]) -> tuple[int, str] | None:
         """SIP thread (request guard): what to answer instead of letting the stack see the request."""
-        if (headers.get("CSeq") or "").split()[-1:] == ["REFER"]:
+        method = (headers.get("CSeq") or "").split()[-1:]
+        if method == ["OPTIONS"]:
+            return 200, "OK"  # the stack's own answer lists codecs, video and our account's user name
+        if method == ["REFER"]:
             self._refers_declined += 1  # ints under the GIL: no lock needed
             return 603, "Decline"  # a peer never makes us dial (see TRANSFER_POLICY)
         reason = initial_invite_problem(headers)
@@ -433,12 +443,17 @@ class BaresipEngine(Engine):
     async def add_account(self, config: AccountConfig) -> AccountHandle:
         rt = self._require_running()
         bs = self._bs
+        # From is the account's address-of-record: with a from_domain the AOR takes that host and every
+        # request is sent through the real domain (or the configured proxy) as the outbound proxy.
+        proxy = config.outbound_proxy
+        if config.from_domain and config.from_domain != config.domain and not proxy:
+            proxy = config.domain if config.transport == "udp" else f"{config.domain};transport={config.transport}"
         try:
             account = bs.Account(
                 user=config.user,
-                domain=config.domain,
+                domain=config.from_domain or config.domain,
                 password=config.password,
-                registrar=config.outbound_proxy,
+                registrar=proxy,
                 reg_interval=config.expires if config.register else 0,
                 transport=config.transport,
                 audio_codecs=config.codecs,
@@ -578,6 +593,7 @@ class BaresipEngine(Engine):
         source = self._native.sources.get(native.call_id) if self._native is not None else None
         if source is not None:
             self._call_sources[call.id] = source
+            call.offer_has_video = source.offers_video
         entry = self._ua_to_account.get(getattr(native, "_ua_handle", 0))
         incoming = IncomingCall(
             call=call,

@@ -81,12 +81,13 @@ class EngineConfig:
         max_calls: Concurrent calls (both directions). Inbound INVITEs over
             the limit are refused (and reported to the refused-call
             callback); ``dial`` raises :class:`DialRefused`.
-        user_agent: Value of the User-Agent header we send (where the engine
-            allows; baresip-python sends its own fixed value).
+        user_agent: Value of the User-Agent (requests) and Server (responses)
+            headers we send.
         rtp_timeout: Seconds without received RTP before a call is hung
             up (cause MEDIA_TIMEOUT); 0 disables.
         catchall_user: User of the built-in catch-all account that takes
-            every inbound INVITE whatever its Request-URI user.
+            every inbound INVITE whatever its Request-URI user. It shows in the
+            Contact of our answers: keep it neutral (no product or host names).
         scanner_user_agents: Lower-case substrings of User-Agent values
             refused as SIP scanners.
         invite_rate: Allowed inbound INVITEs per second per source
@@ -116,7 +117,7 @@ class EngineConfig:
     max_calls: int = 100
     user_agent: str = "Switchboard"
     rtp_timeout: int = 0
-    catchall_user: str = "switchboard"
+    catchall_user: str = "sip"
     scanner_user_agents: tuple[str, ...] = (
         "friendly-scanner",
         "sipvicious",
@@ -158,6 +159,9 @@ class AccountConfig:
         register: Send REGISTER (and keep it refreshed).
         expires: Registration interval in seconds.
         codecs: Codec preference (engine names, e.g. ``pcmu``, ``pcma``).
+        from_domain: Host for the From header of calls through this account
+            (``sip:user@from_domain``) when the carrier wants one other than
+            ``domain``; requests still go to ``outbound_proxy`` or ``domain``.
     """
 
     user: str
@@ -170,6 +174,7 @@ class AccountConfig:
     register: bool = False
     expires: int = 600
     codecs: tuple[str, ...] = ("pcmu", "pcma")
+    from_domain: str | None = None
 
 
 class RegistrationState(enum.Enum):

@@ -66,6 +66,7 @@ class PacketSource:
     transport: str
     host: str
     port: int
+    offers_video: bool = False  # the INVITE's SDP offers an active video stream
 
 
 class SourceLog:
@@ -109,6 +110,15 @@ def invite_call_id(packet: bytes) -> str | None:
     if not match:
         return None
     return match.group(1).strip().decode("utf-8", "replace") or None
+
+
+_VIDEO_LINE = re.compile(rb"^m=video[ \t]+([1-9][0-9]*)", re.M)
+
+
+def offers_video(packet: bytes) -> bool:
+    """Whether a SIP message's SDP body offers video on a non-zero port."""
+    parts = packet.split(b"\r\n\r\n", 1)
+    return len(parts) == 2 and _VIDEO_LINE.search(parts[1].replace(b"\r\n", b"\n")) is not None
 
 
 def raise_nofile_limit() -> tuple[int, int]:
@@ -232,13 +242,15 @@ class NativeBridge:
                     return
                 if ctypes.string_at(pkt, 7) != b"INVITE ":
                     return
-                call_id = invite_call_id(ctypes.string_at(pkt, min(length, 16384)))
+                packet = ctypes.string_at(pkt, min(length, 65536))
+                call_id = invite_call_id(packet)
                 if call_id is None:
                     return
                 if lib.sa_ntop(ctypes.c_void_p(src), host_buf, len(host_buf)) != 0:
                     return
                 sources.record(call_id, PacketSource(_TRANSPORTS.get(tp, "udp"), host_buf.value.decode(),
-                                                     int(lib.sa_port(ctypes.c_void_p(src)))))
+                                                     int(lib.sa_port(ctypes.c_void_p(src))),
+                                                     offers_video(packet)))
             except Exception:  # pragma: no cover - a bug here must not take the SIP thread down
                 logger.exception("SIP trace hook failed")
 
@@ -312,6 +324,44 @@ class NativeBridge:
             return "listener list layout not recognised (guard left last, where it sees no INVITE)"
 
         problem = await self.on_sip_thread(install)
+        if problem:
+            raise RuntimeError(problem)
+
+    async def set_software(self, name: str, current: str = "baresip-python") -> None:
+        """Replace the stack's User-Agent / Server value (libre's ``sip->software``, fixed by the library).
+
+        The field is found by content: the pointer-sized word among the first 32 of ``struct sip`` that
+        points to ``current``. The new string is allocated with libre's own allocator (the stack frees
+        it at shutdown) and the old one released, on the SIP thread.
+        """
+        if self._lib is None:
+            raise RuntimeError("native bridge unavailable")
+        if not name or any(c in name for c in "\r\n") or len(name) > 100:
+            raise ValueError("user agent must be one line of at most 100 characters")
+        lib = self._lib
+        want = current.encode()
+
+        def swap() -> str | None:
+            sip = lib.uag_sip()
+            for i in range(32):
+                slot = ctypes.c_void_p.from_address(sip + 8 * i)
+                ptr = slot.value
+                if not ptr or ptr < 4096:
+                    continue
+                try:
+                    if ctypes.string_at(ptr, len(want) + 1) != want + b"\0":
+                        continue
+                except Exception:  # pragma: no cover - string_at reads memory: unmapped words never match
+                    continue
+                new = ctypes.c_void_p()
+                if lib.str_dup(ctypes.byref(new), name.encode()) != 0 or not new.value:
+                    return "str_dup failed"
+                slot.value = new.value
+                lib.mem_deref(ctypes.c_void_p(ptr))
+                return None
+            return f"{current!r} not found in the SIP stack"
+
+        problem = await self.on_sip_thread(swap)
         if problem:
             raise RuntimeError(problem)
 

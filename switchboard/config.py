@@ -19,6 +19,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _one_line(env: dict[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if any(c in raw for c in "\r\n") or len(raw) > 100:
+        raise ValueError(f"{name} must be one line of at most 100 characters")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -40,6 +49,7 @@ class Settings:
     answer_timeout_seconds: int = 60
     allow_private_urls: bool = False
     setup_timeout_seconds: int = 32
+    sip_user_agent: str = "Switchboard"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -72,6 +82,7 @@ class Settings:
             answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
             setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
             allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "") in ("1", "true", "yes"),
+            sip_user_agent=_one_line(env, "SWITCHBOARD_SIP_USER_AGENT", "Switchboard"),
         )
 
     @property

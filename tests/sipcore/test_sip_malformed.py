@@ -55,7 +55,7 @@ async def test_malformed_invites_get_400_and_leave_no_native_call(workdir: Path)
     assert set(res["statuses"]) == set(LEAKING)
     # native call slots free after every full pass (UDP ×3, then TCP): the stack holds exactly our calls
     assert res["leaked_per_pass"] == [0, 0, 0] and res["left_after_pass"] == [0, 0, 0], res
-    assert res["tcp_left"] == 0, res
+    assert res["tcp_left"] == 0 and res["fuzz_leaked"] == 0 and res["fuzz_left"] == 0, res
     assert res["stats"]["malformed_rejected"] >= 3 * len(LEAKING), res
     assert res["stats"]["orphans_pending"] == 0, res
     assert res["real_call_rc"] == 0, res  # a real call is answered afterwards
@@ -74,6 +74,7 @@ def test_initial_invite_problem() -> None:
     assert initial_invite_problem({**ok, "Contact": "sip:a@h"}) is None
     assert initial_invite_problem({**ok, "Record-Route": "<:::>"}) == "Bad Request - Record-Route malformed"
     assert initial_invite_problem({**ok, "Record-Route": "<sip:p.example;lr>"}) is None
+    assert initial_invite_problem({**ok, "Contact": "<sip:\x00@h>"}) == "Bad Request - control character in Contact"
     # in-dialog re-INVITEs and other methods pass through untouched
     assert initial_invite_problem({**ok, "From": "<sip:a@h>", "To": "<sip:b@h>;tag=x"}) is None
     assert initial_invite_problem({**ok, "From": "<sip:a@h>", "CSeq": "2 OPTIONS"}) is None

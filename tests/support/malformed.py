@@ -76,6 +76,7 @@ CASES: dict[str, Builder] = {
     "no-contact": lambda n, h, p, lp: _invite(n, h, p, lp, contact=None),
     "contact-garbage": lambda n, h, p, lp: _invite(n, h, p, lp, contact="garbage"),
     "contact-star": lambda n, h, p, lp: _invite(n, h, p, lp, contact="*"),
+    "contact-nul": lambda n, h, p, lp: _invite(n, h, p, lp, contact=f"<sip:\x00@{h}:{lp}>"),
     "no-cseq": lambda n, h, p, lp: _invite(n, h, p, lp, cseq=None),
     "cseq-mismatch": lambda n, h, p, lp: _invite(n, h, p, lp, cseq="1 BYE"),
     "cseq-huge": lambda n, h, p, lp: _invite(n, h, p, lp, cseq="99999999999999 INVITE"),
@@ -91,7 +92,7 @@ CASES: dict[str, Builder] = {
 
 # The kinds the stack answered "500 Call Error" while keeping the native call (found here, one pass each).
 LEAKING = ("from-no-tag", "from-empty-tag", "from-bare-uri-no-tag", "no-contact", "contact-garbage",
-           "contact-star", "record-route-garbage")
+           "contact-star", "contact-nul", "record-route-garbage")
 
 
 def torture_invites(torture_dir: Path) -> list[tuple[str, bytes]]:
@@ -112,3 +113,28 @@ def full_pass(host: str, port: int, lport: int, start: int = 0, transport: str =
 
 def _tcp(packet: bytes) -> bytes:
     return packet.replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP").replace(b"transport=udp", b"transport=tcp")
+
+
+# PROTOS-style mutations: hostile values (empty, overflow, format strings, control and separator
+# characters) in the header fields the stack mishandled.
+_PAYLOADS = ("", " ", "a" * 300, "a" * 5000, "%s%s%s%n", "\x00", "\x01\x02", "<", ">", '"', ";", ";tag", "@",
+             ":", "sip:", "<sip:>", "<sip:@>", '"" <>', "é", ",", "*", "=", ";;;", "\\")
+
+
+def fuzz_cases(host: str, port: int, lport: int, start: int = 700_000) -> Iterator[tuple[str, bytes]]:
+    n = start
+    for p in _PAYLOADS:
+        variants = {
+            "from-uri": {"from_": f"<sip:{p}@{host}>;tag=f{n}"},
+            "from-tag": {"from_": f"<sip:a@{host}>;tag={p}"},
+            "from-display": {"from_": f'"{p}" <sip:a@{host}>;tag=f{n}'},
+            "to-uri": {"to": f"<sip:{p}@{host}:{port}>"},
+            "contact-uri": {"contact": f"<sip:{p}@{host}:{lport}>"},
+            "contact-display": {"contact": f'"{p}" <sip:a@{host}:{lport}>'},
+            "call-id": {"call_id": f"{p}{n}"},
+            "cseq": {"cseq": f"{p} INVITE"},
+            "record-route": {"extra": f"Record-Route: {p}"},
+        }
+        for field, kw in variants.items():
+            n += 1
+            yield f"{field}:{p[:10]!r}", _invite(n, host, port, lport, **kw)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from sipcore import EngineConfig, IncomingCall
 from sipcore.baresip_engine import BaresipEngine
-from tests.support.malformed import full_pass, torture_invites
+from tests.support.malformed import full_pass, fuzz_cases, torture_invites
 from tests.support.sip_peers import HOST, SUPPORT, free_port, running, scenario, sipp_args, udp_client
 
 PASSES = 3
@@ -93,6 +93,12 @@ async def main(port: int, rtp: int, workdir: Path, guard: bool) -> dict[str, obj
             await asyncio.sleep(0.3)
             leaked.append(await engine.native_call_count() - engine.active_call_count)
             left.append(await native_settles(engine, 3 if guard else 0.1))
+        for _name, packet in fuzz_cases(HOST, port, lport):
+            client.transport.sendto(packet, (HOST, port))
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.5)
+        out["fuzz_leaked"] = await engine.native_call_count() - engine.active_call_count
+        out["fuzz_left"] = await native_settles(engine, 3 if guard else 0.1)
         client.transport.close()
         await send_tcp([p for _n, p in full_pass(HOST, port, lport, start=900_000, transport="TCP")], port)
         out["tcp_left"] = await native_settles(engine, 3)

@@ -350,7 +350,7 @@ class BaresipEngine(Engine):
             native_calls=self._native_calls,
             application_calls=len(self._calls),
             max_calls=self.max_calls,
-            orphans_pending=len(self._unowned),
+            orphans_pending=self._stale_orphans(),
             orphans_reaped=self._orphans_reaped,
             invites_refused=self._invites_refused,
             malformed_rejected=self._malformed,
@@ -360,6 +360,12 @@ class BaresipEngine(Engine):
             source_verified=self._native is not None and self._native.available,
             listening=self._listening,
         )
+
+    def _stale_orphans(self) -> int:
+        if self._config is None:
+            return 0
+        now = time.monotonic()
+        return sum(1 for first in self._unowned.values() if now - first >= self._config.orphan_grace)
 
     async def native_call_count(self) -> int:
         """Ask the stack how many calls it holds right now."""

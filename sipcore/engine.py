@@ -287,7 +287,8 @@ class EngineStats:
             sockets and RTP ports whether or not the application knows it.
         application_calls: Calls with an application owner (a :class:`Call` object).
         max_calls: The configured limit.
-        orphans_pending: Native calls seen with no owner, waiting for the grace period.
+        orphans_pending: Native calls with no owner for longer than the grace period: capacity
+            the application cannot use (the health check reports it).
         orphans_reaped: Native calls freed because nobody owned them (since start).
         invites_refused: Inbound INVITEs refused by the engine's own protection (since start).
         malformed_rejected: Malformed INVITEs answered 400 before the stack saw them (since start).

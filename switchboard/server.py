@@ -90,6 +90,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[TELEPHONY] = tel
             app[HEALTH_CHECKS]["sip"] = tel.healthy
             app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
+            app[HEALTH_CHECKS]["sip_capacity"] = lambda: tel.engine.stats().orphans_pending == 0
             yield
         finally:
             await tel.stop()

@@ -88,6 +88,7 @@ def test_banner_and_log_show_every_bound_address(server: Server, lan: dict[str, 
 def test_health_reports_native_and_application_calls(server: Server) -> None:
     code, body = server.api_sync("GET", "/health")
     assert code == 200, body
+    assert body["data"]["checks"]["sip_capacity"] == "up", body  # no native call without an owner
     sip = body["data"]["details"]["sip"]
     assert sip["native_calls"] == sip["application_calls"] == 0, sip
     assert sip["max_calls"] > 0 and sip["source_verified"] is True

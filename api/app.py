@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import docs, lowlevel, openapi
-from .keys import AUTH_FAILURES, HEALTH_CHECKS, LIMITER
+from .keys import AUTH_FAILURES, HEALTH_CHECKS, HEALTH_DETAILS, LIMITER
 from .middleware import auth_middleware, error_middleware, on_response_prepare, request_id_middleware
 from .ratelimit import FailureLimiter, RateLimiter
 from .routes import load_all
@@ -28,6 +28,7 @@ def build_api_app(*, rate_limit_per_minute: int = 1000, max_body_bytes: int = 10
     app[LIMITER] = RateLimiter(rate_limit_per_minute)
     app[AUTH_FAILURES] = FailureLimiter(auth_failure_burst, auth_failures_per_minute)
     app[HEALTH_CHECKS] = {}
+    app[HEALTH_DETAILS] = {}
     registry = load_all()
     registry.install(app, PREFIX)
     spec = openapi.build(registry, PREFIX)

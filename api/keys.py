@@ -24,5 +24,6 @@ SETTINGS: web.AppKey[Any] = web.AppKey("settings")  # the composition root's set
 VOICES: web.AppKey[VoiceCatalog] = web.AppKey("voices")
 CALLS: web.AppKey[CallControl] = web.AppKey("call_control")
 HEALTH_CHECKS: web.AppKey[dict[str, Any]] = web.AppKey("health_checks")
+HEALTH_DETAILS: web.AppKey[dict[str, Any]] = web.AppKey("health_details")  # name → () -> dict of figures
 REQUEST_ID = web.RequestKey("request_id", str)
 AUTH: web.RequestKey[dict[str, Any]] = web.RequestKey("auth")

@@ -3,7 +3,9 @@
 Gotchas handled here (LAB.md):
 - ``answer(video=True)``: a plain answer makes this baresip version send an
   unrequested re-INVITE ~150 ms after the ACK on audio-only calls; offering
-  to accept video (which an audio-only offer cannot take up) avoids it.
+  to accept video (which an audio-only offer cannot take up) avoids it. An
+  offer that does carry video is answered ``video=False`` (the video stream
+  is refused, port 0): the server never takes up or advertises video.
 - Inbound rejection goes out as 486 whatever status is asked for; the
   desired status is kept in :attr:`desired_reject_status` and in the
   :class:`CallEnd` so the application records what it meant.
@@ -38,7 +40,7 @@ from sipcore.engine import (
     HangupBy,
     RtpStats,
 )
-from sipcore.errors import EngineError, TransferError, dial_failure
+from sipcore.errors import CallCanceled, EngineError, TransferError, dial_failure
 
 if TYPE_CHECKING:  # the engine library is imported only by the engine modules
     import baresip
@@ -87,6 +89,7 @@ class BaresipCall(Call):
         self._last_rtcp: Any = None
         self._seen_call_id: str | None = None  # from stack events (also those replayed before we existed)
         self._close_timer: asyncio.TimerHandle | None = None
+        self.offer_has_video = False  # set by the engine from the INVITE's SDP
         native.on(self._on_event)
         native.on_dtmf(self._on_dtmf)
         native.on_rtcp(self._on_rtcp)
@@ -116,11 +119,23 @@ class BaresipCall(Call):
 
     # ------------------------------------------------------------------ control
     async def answer(self) -> None:
+        """Answer; raises :class:`CallCanceled` if the caller canceled first (a CANCEL racing our answer
+        is the caller's decision, not an engine failure)."""
         if self._end is not None:
+            if self._end.status is CallStatus.CANCELED:
+                raise CallCanceled(self._end)
             raise EngineError("call already ended")
         try:
-            await self._native.answer(video=True)  # gotcha: avoids the unrequested re-INVITE
+            # gotcha: video=True avoids the unrequested re-INVITE on audio-only offers; a video offer is
+            # answered without video
+            await self._native.answer(video=not self.offer_has_video)
         except self._errs.BaresipError as exc:
+            # The stack refuses to answer a call the caller just canceled, and its CLOSED event may still
+            # be on its way: give it a moment to arrive before calling this a failure.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._ended_fut), 1.0)
+            if self._end is not None and self._end.status is CallStatus.CANCELED:
+                raise CallCanceled(self._end) from exc
             raise EngineError(f"answer failed: {exc}") from exc
 
     async def reject(self, status: int = 486, reason: str = "") -> None:

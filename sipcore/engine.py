@@ -54,6 +54,7 @@ __all__ = [
     "DtmfReceived",
     "Engine",
     "EngineConfig",
+    "EngineStats",
     "HangupBy",
     "IncomingCall",
     "RefusedCall",
@@ -80,16 +81,33 @@ class EngineConfig:
         max_calls: Concurrent calls (both directions). Inbound INVITEs over
             the limit are refused (and reported to the refused-call
             callback); ``dial`` raises :class:`DialRefused`.
-        user_agent: Value of the User-Agent header we send (where the engine
-            allows; baresip-python sends its own fixed value).
+        user_agent: Value of the User-Agent (requests) and Server (responses)
+            headers we send.
         rtp_timeout: Seconds without received RTP before a call is hung
             up (cause MEDIA_TIMEOUT); 0 disables.
         catchall_user: User of the built-in catch-all account that takes
-            every inbound INVITE whatever its Request-URI user.
+            every inbound INVITE whatever its Request-URI user. It shows in the
+            Contact of our answers: keep it neutral (no product or host names).
         scanner_user_agents: Lower-case substrings of User-Agent values
             refused as SIP scanners.
         invite_rate: Allowed inbound INVITEs per second per source
-            (burst ``invite_burst``); beyond it they are refused.
+            (burst ``invite_burst``); beyond it they are refused. The source is
+            the packet's real address (see :class:`IncomingCall`), never a header.
+        invite_rate_total: Allowed inbound INVITEs per second from all sources
+            together (burst 2×): what a flood from many addresses meets.
+        failure_block_threshold / failure_block_seconds: A source whose INVITEs
+            fail this many times in a row (refused, malformed, scanner) is refused
+            outright for this long. Sources in ``failure_block_exempt`` (CIDRs;
+            loopback by default: local tools) are never blocked.
+        orphan_grace: Seconds a native call may exist with no application owner
+            (e.g. an INVITE the stack itself answered with an error) before it is
+            reported (log, :class:`EngineStats`).
+        orphan_reap: Also hang such calls up natively. Off: with baresip-python
+            0.5.2a3 that aborts the process for calls the stack half-released
+            (see :mod:`sipcore.baresip_engine`).
+        tcp_max_per_source / tcp_max_total / tcp_idle_timeout: Limits on TCP
+            connections to the SIP port (connections carrying a call are kept).
+        udp_receive_buffer: SO_RCVBUF of the SIP UDP sockets, bytes.
     """
 
     host: str = "127.0.0.1"
@@ -99,7 +117,7 @@ class EngineConfig:
     max_calls: int = 100
     user_agent: str = "Switchboard"
     rtp_timeout: int = 0
-    catchall_user: str = "switchboard"
+    catchall_user: str = "sip"
     scanner_user_agents: tuple[str, ...] = (
         "friendly-scanner",
         "sipvicious",
@@ -113,6 +131,16 @@ class EngineConfig:
     )
     invite_rate: float = 20.0
     invite_burst: int = 40
+    invite_rate_total: float = 200.0
+    failure_block_threshold: int = 20
+    failure_block_seconds: float = 300.0
+    failure_block_exempt: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
+    orphan_grace: float = 2.0
+    orphan_reap: bool = False
+    tcp_max_per_source: int = 32
+    tcp_max_total: int = 512
+    tcp_idle_timeout: float = 30.0
+    udp_receive_buffer: int = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -131,6 +159,9 @@ class AccountConfig:
         register: Send REGISTER (and keep it refreshed).
         expires: Registration interval in seconds.
         codecs: Codec preference (engine names, e.g. ``pcmu``, ``pcma``).
+        from_domain: Host for the From header of calls through this account
+            (``sip:user@from_domain``) when the carrier wants one other than
+            ``domain``; requests still go to ``outbound_proxy`` or ``domain``.
     """
 
     user: str
@@ -143,6 +174,7 @@ class AccountConfig:
     register: bool = False
     expires: int = 600
     codecs: tuple[str, ...] = ("pcmu", "pcma")
+    from_domain: str | None = None
 
 
 class RegistrationState(enum.Enum):
@@ -201,7 +233,11 @@ class IncomingCall:
             initial INVITE unless a proxy rewrote the Request-URI).
         to_user: User part of the To header.
         from_user / from_uri / from_display: The caller.
-        source_host / source_port: Where the INVITE came from, if known.
+        source_host / source_port: Where the INVITE really came from: the packet's
+            source address as the socket saw it (``source_verified``). None when the
+            engine could not observe it — never the caller-written Via.
+        source_transport: udp / tcp / tls, when known.
+        via_host: The host the top Via claims (informational only: callers write it).
         user_agent: The caller's User-Agent header, if any.
         account: The account the INVITE arrived on (None: catch-all).
     """
@@ -218,6 +254,9 @@ class IncomingCall:
     source_port: int | None
     user_agent: str | None
     account: AccountHandle | None = None
+    source_transport: str | None = None
+    source_verified: bool = False
+    via_host: str | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +276,41 @@ class RefusedCall:
 
 IncomingHandler = Callable[[IncomingCall], Awaitable[None]]
 RefusedCallback = Callable[[RefusedCall], None]
+
+
+@dataclass(frozen=True)
+class EngineStats:
+    """The engine's real capacity, as opposed to what the application tracks.
+
+    Attributes:
+        native_calls: Calls the native stack holds (None: unknown); each costs a call slot,
+            sockets and RTP ports whether or not the application knows it.
+        application_calls: Calls with an application owner (a :class:`Call` object).
+        max_calls: The configured limit.
+        orphans_pending: Native calls with no owner for longer than the grace period: capacity
+            the application cannot use (the health check reports it).
+        orphans_reaped: Native calls freed because nobody owned them (since start).
+        invites_refused: Inbound INVITEs refused by the engine's own protection (since start).
+        malformed_rejected: Malformed INVITEs answered 400 before the stack saw them (since start).
+        sources_blocked: Source addresses currently blocked after repeated failures.
+        tcp_connections: Established TCP connections on the SIP port at the last sweep.
+        tcp_closed: TCP connections closed by the limits (since start).
+        source_verified: Whether the real packet source of INVITEs is observed.
+        listening: Addresses the SIP sockets are really bound to ("udp 127.0.0.1:5060"...).
+    """
+
+    native_calls: int | None
+    application_calls: int
+    max_calls: int
+    orphans_pending: int = 0
+    orphans_reaped: int = 0
+    invites_refused: int = 0
+    malformed_rejected: int = 0
+    sources_blocked: int = 0
+    tcp_connections: int = 0
+    tcp_closed: int = 0
+    source_verified: bool = False
+    listening: tuple[str, ...] = ()
 
 
 class Call(abc.ABC):
@@ -368,6 +442,10 @@ class Engine(abc.ABC):
     @property
     @abc.abstractmethod
     def listen_address(self) -> tuple[str, int]: ...
+
+    def stats(self) -> EngineStats:
+        """Native versus application call counts and protection counters."""
+        return EngineStats(native_calls=None, application_calls=self.active_call_count, max_calls=0)
 
     # --- accounts
     @abc.abstractmethod

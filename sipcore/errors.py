@@ -69,7 +69,8 @@ class CallUnreachable(DialFailed):
 
 
 class CallCanceled(DialFailed):
-    """We hung up before the far end answered."""
+    """Outbound: we hung up before the far end answered. Inbound: the caller canceled before our
+    answer (raised by ``answer()``; the call's end is CANCELED / ORIGINATOR_CANCEL)."""
 
 
 class TransferError(EngineError):

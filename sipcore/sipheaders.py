@@ -73,3 +73,41 @@ def parse_via_source(value: str | None) -> tuple[str | None, int | None]:
     if params.get("rport", "").isdigit():
         port = int(params["rport"])
     return host, port
+
+
+def initial_invite_problem(headers: dict[str, str | None]) -> str | None:
+    """Why an initial INVITE is malformed in a way the stack would mishandle, as a 400 reason phrase
+    (None: let it through). ``headers``: first values of From, To, Contact, CSeq, Record-Route."""
+    cseq = (headers.get("CSeq") or "").split()
+    if len(cseq) != 2 or cseq[1].upper() != "INVITE":
+        return None  # not an INVITE (or the stack's own parser deals with it)
+    to = headers.get("To") or ""
+    if _has_param(to, "tag"):
+        return None  # in-dialog re-INVITE: the dialog layer handles it
+    for name in ("From", "To", "Contact", "Record-Route"):
+        if _CONTROL.search(headers.get(name) or ""):
+            return f"Bad Request - control character in {name}"
+    from_ = headers.get("From")
+    if not from_ or not _has_param(from_, "tag", nonempty=True):
+        return "Bad Request - From tag missing"
+    contact = headers.get("Contact")
+    if contact is None:
+        return "Bad Request - Contact missing"
+    if not re.search(r"(^|<|\s)sips?:[^\s>]*[\w\]]", contact, re.I):
+        return "Bad Request - Contact is not a SIP URI"
+    route = headers.get("Record-Route")
+    if route is not None and not re.search(r"<sips?:[^>]*\w[^>]*>", route, re.I):
+        return "Bad Request - Record-Route malformed"
+    return None
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def _has_param(value: str, name: str, *, nonempty: bool = False) -> bool:
+    rest = value.rsplit(">", 1)[1] if ">" in value else value
+    for part in rest.split(";")[1:]:
+        key, eq, val = part.partition("=")
+        if key.strip().lower() == name:
+            return bool(val.strip()) if nonempty else bool(eq) or True
+    return False

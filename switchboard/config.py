@@ -19,6 +19,15 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _one_line(env: dict[str, str], name: str, default: str) -> str:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if any(c in raw for c in "\r\n") or len(raw) > 100:
+        raise ValueError(f"{name} must be one line of at most 100 characters")
+    return raw
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -42,6 +51,7 @@ class Settings:
     setup_timeout_seconds: int = 32
     recording_quota_mb: int = 10240
     recording_retention_days: int = 0
+    sip_user_agent: str = "Switchboard"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -77,6 +87,7 @@ class Settings:
             ("1", "true", "yes", "on"),
             recording_quota_mb=_int(env, "SWITCHBOARD_RECORDING_QUOTA_MB", 10240),
             recording_retention_days=_int(env, "SWITCHBOARD_RECORDING_RETENTION_DAYS", 0),
+            sip_user_agent=_one_line(env, "SWITCHBOARD_SIP_USER_AGENT", "Switchboard"),
         )
 
     @property

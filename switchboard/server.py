@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -17,7 +18,7 @@ from aiohttp import web
 from agents.voices import VoiceCatalog
 from api.app import build_api_app
 from api.control import CallControl
-from api.keys import CALLS, HEALTH_CHECKS, POOL, SECRETS, SETTINGS, VOICES
+from api.keys import CALLS, HEALTH_CHECKS, HEALTH_DETAILS, POOL, SECRETS, SETTINGS, VOICES
 from api.live_tokens import TokenSigner
 from store import calls as call_store
 from store.crypto import SecretBox
@@ -97,6 +98,8 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[CALLS] = tel
             app[TELEPHONY] = tel
             app[HEALTH_CHECKS]["sip"] = tel.healthy
+            app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
+            app[HEALTH_CHECKS]["sip_capacity"] = lambda: tel.engine.stats().orphans_pending == 0
             yield
         finally:
             await tel.stop()
@@ -173,6 +176,15 @@ async def note_last_media(conn: Any, worker: str) -> None:
             await call_store.set_last_media(conn, call["id"], datetime.fromtimestamp(mtime, UTC))
 
 
+def demo_sip_uris(settings: Settings, listening: tuple[str, ...]) -> list[str]:
+    """The demo URI on every address the SIP engine really bound over UDP ("udp HOST:PORT" entries),
+    loopback first; link-local IPv6 is left out (it needs a scope a softphone cannot be given)."""
+    hosts = [entry.split(" ", 1)[1].rsplit(":", 1)[0] for entry in listening if entry.startswith("udp ")]
+    hosts = [h for h in hosts if not h.lower().startswith("[fe80")]
+    hosts.sort(key=lambda h: (not h.startswith("127."), h.startswith("["), h))
+    return [f"sip:demo@{h}:{settings.sip_port}" for h in hosts] or [demo_sip_uri(settings)]
+
+
 def repair_recordings(closed: list[dict[str, Any]]) -> None:
     """Recordings of calls a crash interrupted: make their WAV headers match the audio on disk."""
     from media.recording import repair
@@ -194,8 +206,11 @@ def _banner(settings: Settings, app: web.Application) -> str:
         f"  API:   {settings.base_url}/api/v1   (health: {settings.base_url}/api/v1/health)",
         f"  Docs:  {settings.base_url}/docs",
     ]
-    if app.get(TELEPHONY) is not None:
-        lines.append(f"  Call the demo agent from any softphone: {demo_sip_uri(settings)}")
+    tel = app.get(TELEPHONY)
+    if tel is not None:
+        uris = demo_sip_uris(settings, tel.engine.stats().listening)
+        lines.append(f"  Call the demo agent from any softphone: {uris[0]}")
+        lines += [f"                                      or: {uri}" for uri in uris[1:]]
     if first and first.api_key:
         lines += [
             "  Demo organization created. Its API key (shown only this once):",

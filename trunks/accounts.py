@@ -25,6 +25,7 @@ def account_config(trunk: dict[str, Any], password: str) -> AccountConfig:
         register=bool(trunk["register"]),
         expires=trunk["register_expires"],
         codecs=tuple(_CODECS[c] for c in trunk["codecs"] if c in _CODECS) or ("pcmu", "pcma"),
+        from_domain=trunk.get("from_domain") or None,
     )
 
 

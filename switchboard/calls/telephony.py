@@ -78,7 +78,7 @@ class Telephony(OfflineCalls):
         await self.engine.start(EngineConfig(
             host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
             rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
-            user_agent="Switchboard", rtp_timeout=self.settings.media_timeout_seconds, catchall_user="switchboard",
+            user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
         ))
         self.engine.set_incoming_handler(self.inbound.incoming)
         self.engine.on_refused(self.inbound.refused)

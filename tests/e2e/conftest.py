@@ -91,8 +91,10 @@ class Database:
 class Server:
     """One `switchboard serve` process; can be SIGTERMed, SIGKILLed and restarted on the same state."""
 
-    def __init__(self, database: Database, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, database: Database, *, extra_env: dict[str, str] | None = None,
+                 sip_host: str | None = HOST) -> None:
         self.database = database
+        self.sip_host = sip_host  # None: SWITCHBOARD_SIP_HOST is not set at all (the default listen)
         self.data_dir = Path(tempfile.mkdtemp(prefix="sbe2e-", dir="/tmp"))  # short: see README
         self.api_port = free_port()
         self.sip_port = free_port()
@@ -124,7 +126,7 @@ class Server:
             "SWITCHBOARD_DATA_DIR": str(self.data_dir),
             "SWITCHBOARD_API_HOST": HOST,
             "SWITCHBOARD_API_PORT": str(self.api_port),
-            "SWITCHBOARD_SIP_HOST": HOST,
+            **({"SWITCHBOARD_SIP_HOST": self.sip_host} if self.sip_host is not None else {}),
             "SWITCHBOARD_SIP_PORT": str(self.sip_port),
             "SWITCHBOARD_RTP_PORT_MIN": str(self.rtp_min),
             "SWITCHBOARD_RTP_PORT_MAX": str(self.rtp_min + 199),

@@ -152,12 +152,15 @@ def espeak_reference(text: str, workdir: Path, *, voice: str = "en-us", wpm: int
 # --------------------------------------------------------------------------- peers
 
 
-async def baresip_dial(workdir: Path, uri: str, source: Path, *, limit: float = 60) -> tuple[Proc, Path]:
-    """A baresip softphone that dials ``uri`` at once, plays ``source`` (hangs up when it ends) and
-    records what it hears under the returned dump directory."""
+async def baresip_dial(workdir: Path, uri: str, source: Path, *, limit: float = 60, host: str = HOST,
+                       netns: str | None = None) -> tuple[Proc, Path]:
+    """A baresip softphone on ``host`` (inside network namespace ``netns`` if given) that dials ``uri`` at
+    once, plays ``source`` (hangs up when it ends) and records what it hears under the returned dump
+    directory."""
     port = free_port(42)
-    conf = baresip_peer_dir(workdir, port=port, source_wav=source)
-    proc = await spawn(["baresip", "-f", str(conf), "-e", f"/dial {uri}", "-t", str(int(limit))],
+    conf = baresip_peer_dir(workdir, port=port, source_wav=source, host=host)
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    proc = await spawn([*prefix, "baresip", "-f", str(conf), "-e", f"/dial {uri}", "-t", str(int(limit))],
                        cwd=workdir, limit=limit + 5, name="baresip")
     return proc, workdir / "dump"
 

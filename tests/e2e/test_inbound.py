@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from tests.e2e.helpers import (
     tone_uac,
     uac_to,
 )
-from tests.support.sip_peers import running, scenario
+from tests.support.sip_peers import HOST, running, scenario, udp_client
 
 pytestmark = [pytest.mark.sip]
 
@@ -143,3 +145,35 @@ async def test_refusal_is_a_failed_inbound_call_with_its_reason(server: Server, 
     assert call["answered_at"] is None and call["ended_at"] and call["duration_seconds"] in (0, 0.0, None)
     row = await server.row(call["call_id"])
     assert row["sip_status"] == sip_status and row["org_id"] is not None
+
+
+async def test_spoofed_via_does_not_open_a_restricted_trunk(server: Server, tenant: dict[str, Any]) -> None:
+    """Issue 9.9: an INVITE from 127.0.0.1 whose Via claims an address inside the trunk's inbound_cidrs
+    (10.9.9.0/24) is refused: the server checks the packet's real source, not the Via."""
+    number = tenant["numbers"]["outside"]
+    host, port = server.sip_target.rsplit(":", 1)
+    client, lport = await udp_client()
+    assert client.transport is not None
+    sdp = (f"v=0\r\no=- 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+           "m=audio 23000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+    call_id = f"spoof-{os.getpid()}-{lport}@10.9.9.5"
+    invite = (f"INVITE sip:{number['number']}@{host}:{port} SIP/2.0\r\n"
+              f"Via: SIP/2.0/UDP 10.9.9.5:5060;rport;branch=z9hG4bK-spoof{lport}\r\n"
+              f"From: <sip:+15559990000@10.9.9.5>;tag=sp{lport}\r\nTo: <sip:{number['number']}@{host}:{port}>\r\n"
+              f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\n"
+              f"Contact: <sip:pbx@10.9.9.5:5060>\r\nContent-Type: application/sdp\r\n"
+              f"Content-Length: {len(sdp)}\r\n\r\n{sdp}").encode()
+    try:
+        client.transport.sendto(invite, (host, int(port)))
+        while True:  # rport: answers come back to the real source
+            reply = await asyncio.wait_for(client.queue.get(), 10)
+            if call_id.encode() in reply and not reply.startswith(b"SIP/2.0 1"):
+                break
+    finally:
+        client.transport.close()
+    assert not reply.startswith(b"SIP/2.0 200"), reply[:200]
+    rows = await server.sql("SELECT * FROM calls WHERE sip_call_id = $1", call_id)
+    assert len(rows) == 1, rows
+    row = rows[0]
+    assert (row["status"], row["disconnection_reason"]) == ("failed", "source_not_allowed"), row
+    assert row["sip_source"].startswith(f"{HOST}:"), row["sip_source"]  # the real source, not 10.9.9.5

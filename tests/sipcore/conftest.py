@@ -30,10 +30,10 @@ def engine_config() -> EngineConfig:
         rtp_port_min=rtp,
         rtp_port_max=rtp + 199,
         max_calls=MAX_CALLS,
-        catchall_user="switchboard",
         user_agent="Switchboard-test",
         invite_rate=50.0,
         invite_burst=100,
+        tcp_idle_timeout=3.0,
     )
 
 

@@ -280,8 +280,8 @@ async def test_dtmf_in_from_sipp_rfc4733(engine: BaresipEngine, workdir: Path) -
 
 
 async def test_a_peers_refer_never_makes_us_dial(engine: BaresipEngine, workdir: Path) -> None:
-    """An unknown caller asks us to transfer it to a premium number: refused (NOTIFY sipfrag 603), nothing
-    dialled."""
+    """An unknown caller asks us to transfer it to a premium number: the REFER is answered 603 Decline
+    (no 202, no NOTIFY), nothing dialled."""
     answerer = Answerer()
     engine.set_incoming_handler(answerer)
     received: list[bytes] = []

@@ -164,8 +164,8 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 # --------------------------------------------------------------------------- baresip peer
 
 
-def baresip_peer_dir(base: Path, *, port: int, source_wav: Path) -> Path:
-    """A baresip softphone config dir (LAB.md recipe) that plays ``source_wav``
+def baresip_peer_dir(base: Path, *, port: int, source_wav: Path, host: str = HOST) -> Path:
+    """A baresip softphone config dir (LAB.md recipe) on ``host`` that plays ``source_wav``
     and dumps what it hears into ``base/dump``."""
     conf = base / f"baresip-{port}"
     dump = base / "dump"
@@ -173,8 +173,8 @@ def baresip_peer_dir(base: Path, *, port: int, source_wav: Path) -> Path:
     dump.mkdir(exist_ok=True)
     (conf / "config").write_text(
         f"""poll_method epoll
-sip_listen {HOST}:{port}
-net_interface {HOST}
+sip_listen {host}:{port}
+net_interface {host}
 module_path /usr/lib/baresip/modules
 audio_source aufile,{source_wav}
 audio_player aubridge,nil
@@ -190,7 +190,7 @@ module_app account.so
 module_app menu.so
 """
     )
-    (conf / "accounts").write_text(f"<sip:bs@{HOST}:{port}>;regint=0;audio_codecs=PCMU;answermode=auto\n")
+    (conf / "accounts").write_text(f"<sip:bs@{host}:{port}>;regint=0;audio_codecs=PCMU;answermode=auto\n")
     (conf / "contacts").write_text("")
     return conf
 

@@ -1,0 +1,142 @@
+"""The default listen (no SWITCHBOARD_SIP_HOST) covers loopback and every other interface (issue 8.1).
+
+Before: with no SIP variables the engine bound only the machine's non-loopback addresses (while logging
+``listening on 0.0.0.0:5060``), so the README's ``sip:demo@127.0.0.1:5060`` got no answer and outbound
+calls to 127.0.0.1 failed ``no_route`` in 5 ms. Here `switchboard serve` runs with only ports set; a
+baresip softphone on 127.0.0.1 dials the URI the banner prints, another one inside a network namespace
+this module creates (a veth pair standing in for a LAN interface) dials the LAN address, and an outbound
+call reaches a sipp UAS on 127.0.0.1. No traffic leaves loopback or the namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Database, Server
+from tests.e2e.helpers import active_span, baresip_dial, caller_tone_wav, frame_rms, read_mono, uas, wait_dump
+from tests.support.sip_peers import HOST, running
+
+pytestmark = [pytest.mark.sip]
+
+CALL_SECONDS = 6.0
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def lan() -> Iterator[dict[str, str]]:
+    """A network namespace joined to this host by a veth pair: host side 10.X.Y.1/30, inside 10.X.Y.2/30."""
+    tag = secrets.token_hex(3)
+    ns, host_if, ns_if = f"sbns-{tag}", f"sbv{tag}a", f"sbv{tag}b"
+    used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+    while True:
+        net = f"10.{secrets.randbelow(200) + 50}.{secrets.randbelow(250)}"
+        if f" {net}." not in used:
+            break
+    ip("netns", "add", ns)
+    try:
+        ip("link", "add", host_if, "type", "veth", "peer", "name", ns_if)
+        ip("link", "set", ns_if, "netns", ns)
+        ip("addr", "add", f"{net}.1/30", "dev", host_if)
+        ip("link", "set", host_if, "up")
+        ip("netns", "exec", ns, "ip", "addr", "add", f"{net}.2/30", "dev", ns_if)
+        ip("netns", "exec", ns, "ip", "link", "set", ns_if, "up")
+        ip("netns", "exec", ns, "ip", "link", "set", "lo", "up")
+        yield {"ns": ns, "host_addr": f"{net}.1", "peer_addr": f"{net}.2"}
+    finally:
+        subprocess.run(["ip", "link", "del", host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def server(e2e_admin_dsn: str, lan: dict[str, str]) -> Iterator[Server]:
+    """`switchboard serve` with NO SWITCHBOARD_SIP_HOST (the veth exists before it starts)."""
+    db = Database(e2e_admin_dsn).create()
+    srv = Server(db, sip_host=None)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+        db.drop()
+
+
+def banner_uris(server: Server) -> list[str]:
+    return re.findall(r"sip:demo@\S+", server.stdout())
+
+
+def test_banner_and_log_show_every_bound_address(server: Server, lan: dict[str, str]) -> None:
+    uris = banner_uris(server)
+    assert uris[0] == f"sip:demo@127.0.0.1:{server.sip_port}", server.stdout()
+    assert f"sip:demo@{lan['host_addr']}:{server.sip_port}" in uris
+    bound = re.search(r"SIP engine listening on 0\.0\.0\.0:\d+; bound: (.*)", server.logs(400))
+    assert bound, server.logs(400)
+    assert f"udp 127.0.0.1:{server.sip_port}" in bound.group(1)
+    assert f"udp {lan['host_addr']}:{server.sip_port}" in bound.group(1)
+
+
+def test_health_reports_native_and_application_calls(server: Server) -> None:
+    code, body = server.api_sync("GET", "/health")
+    assert code == 200, body
+    assert body["data"]["checks"]["sip_capacity"] == "up", body  # no native call without an owner
+    sip = body["data"]["details"]["sip"]
+    assert sip["native_calls"] == sip["application_calls"] == 0, sip
+    assert sip["max_calls"] > 0 and sip["source_verified"] is True
+    assert f"udp 127.0.0.1:{server.sip_port}" in sip["listening"]
+
+
+async def dial_and_check(server: Server, workdir: Path, uri: str, **peer: Any) -> dict[str, Any]:
+    seen = await server.call_ids()
+    source = caller_tone_wav(workdir / "caller.wav", CALL_SECONDS, freq=1000)
+    proc, dump_dir = await baresip_dial(workdir, uri, source, limit=40, **peer)
+    try:
+        live = await server.wait_new_call(seen, direction="inbound")
+        call = await server.wait_call(live["call_id"], {"completed", "failed", "canceled"}, timeout=CALL_SECONDS + 15)
+        heard_path = await wait_dump(dump_dir)
+    finally:
+        await proc.stop()
+    assert (call["status"], call["disconnection_reason"]) == ("completed", "user_hangup"), call
+    heard, _rate = read_mono(heard_path)
+    start, end = active_span(heard)
+    assert frame_rms(heard).max() > 1000 and end - start > 1.0, "the caller heard no greeting"
+    return call
+
+
+async def test_softphone_on_loopback_reaches_the_printed_uri(server: Server, workdir: Path) -> None:
+    uri = banner_uris(server)[0]
+    call = await dial_and_check(server, workdir, uri)
+    row = await server.row(call["call_id"])
+    assert row["sip_source"].startswith("127.0.0.1:"), row["sip_source"]
+
+
+async def test_softphone_on_another_interface_is_answered(server: Server, lan: dict[str, str],
+                                                         workdir: Path) -> None:
+    uri = f"sip:demo@{lan['host_addr']}:{server.sip_port}"
+    call = await dial_and_check(server, workdir, uri, host=lan["peer_addr"], netns=lan["ns"])
+    row = await server.row(call["call_id"])
+    assert row["sip_source"].startswith(f"{lan['peer_addr']}:"), row["sip_source"]  # the real source
+
+
+async def test_outbound_call_to_a_peer_on_loopback(server: Server, workdir: Path) -> None:
+    code, body = server.api_sync("POST", "/agents", {"name": "Outbound loopback", "begin_message": "Hello there.",
+                                                     "interruptible": False})
+    assert code == 201, body
+    args, port = uas(workdir, "uas_answer_bye.xml", "-rtp_echo", HOLD_MS="2000")
+    async with running(args, cwd=workdir, limit=30, name="uas") as peer:
+        await asyncio.sleep(0.3)
+        call = await server.ok("POST", "/calls", {"to_number": f"sip:+15551230000@{HOST}:{port}",
+                                                  "agent_id": body["data"]["id"]}, status=201)
+        done = await server.wait_call(call["call_id"], timeout=20)
+        result = await peer.wait(10)
+    assert result.rc == 0, result.stdout[-2000:]
+    assert (done["status"], done["disconnection_reason"]) == ("completed", "user_hangup"), done

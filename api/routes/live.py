@@ -123,7 +123,7 @@ class LiveSocket:
 
     async def forward(self, event: dict[str, Any]) -> bool:
         """Send one outbox event; True when it ended the call."""
-        name, payload = event["event"], event["payload"] or {}
+        name, payload = event["event"], event["payload"] if isinstance(event["payload"], dict) else {}
         at = event["created_at"].isoformat().replace("+00:00", "Z")
         if name in ("transcript_turn", "transcript_partial"):
             final = name == "transcript_turn"

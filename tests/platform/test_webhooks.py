@@ -253,3 +253,16 @@ async def until(fetch: Any, done: Any, within: float = 20.0) -> Any:
             if done(body):
                 return body
             await asyncio.sleep(0.05)
+
+
+async def test_a_malformed_outbox_row_is_skipped_and_does_not_stall_the_others(db, platform, receiver: Receiver
+                                                                                ) -> None:
+    org = await seed(db, agent_config={"webhook_url": receiver.url})
+    call = await org.call(db)
+    async with db.acquire() as conn, conn.transaction():
+        bad = await outbox.append(conn, org.org_id, call["id"], "call_status", ["not", "an", "object"])  # type: ignore[arg-type]
+        await outbox.append(conn, org.org_id, call["id"], "call_started", {"call_id": str(call["id"])})
+    await platform()
+    got = await receiver.wait_for(lambda r: len(r) >= 1)
+    assert [r.json["event"] for r in got] == ["call_started"]
+    assert await db.fetchval("SELECT dispatched_at IS NOT NULL FROM outbox WHERE id = $1", bad)

@@ -42,7 +42,7 @@ class Subscription(Protocol):
 
 class Hub(Protocol):
     def subscribe(self, call_id: UUID) -> Subscription: ...
-    def unsubscribe(self, sub: Subscription) -> None: ...
+    def unsubscribe(self, sub: Any) -> None: ...
 
 
 LIVE_HUB: web.AppKey[Hub] = web.AppKey("live_hub")
@@ -124,7 +124,7 @@ class LiveSocket:
 
     async def forward(self, event: dict[str, Any]) -> bool:
         """Send one outbox event; True when it ended the call."""
-        name, payload = event["event"], event["payload"] or {}
+        name, payload = event["event"], event["payload"] if isinstance(event["payload"], dict) else {}
         at = event["created_at"].isoformat().replace("+00:00", "Z")
         if name in ("transcript_turn", "transcript_partial"):
             final = name == "transcript_turn"

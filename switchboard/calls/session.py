@@ -27,6 +27,8 @@ from sipcore.causes import ACTIVE_STATUSES, CallStatus, DisconnectionReason, Han
 from store.types import DB
 from switchboard.retention import may_record
 
+from ..platform import logctx
+from ..platform.live import publish_partial
 from ..tasks import TaskSet
 from . import events
 from .leg import CallLeg
@@ -90,8 +92,6 @@ class SessionIO(LegIO):
 
     def partial_turn(self, role: str, text: str) -> None:
         """An interim transcript for live sockets (NOTIFY only: not call state, no outbox row)."""
-        from switchboard.platform.live import publish_partial
-
         self.s._spawn(publish_partial(self.s.deps.db, self.s.org_id, self.s.id, role, text), "partial")
 
 
@@ -148,6 +148,7 @@ class CallSession:
 
     # -- the session -----------------------------------------------------------------------------------
     async def run(self) -> None:
+        logctx.CALL_ID.set(str(self.id))  # this task and every task it starts log "[call=<id>]"
         try:
             async for event in self.call.events():
                 if isinstance(event, CallRinging):

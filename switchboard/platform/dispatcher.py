@@ -59,6 +59,9 @@ async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATC
         agents: dict[Any, dict[str, Any] | None] = {}
         for event in events:
             name, payload, call = event["event"], event["payload"] or {}, calls.get(event["call_id"])
+            if not isinstance(payload, dict):  # one malformed row must not stall the rest
+                log.error("outbox event %s (%s) has a non-object payload; skipped", event["id"], name)
+                continue
             if call is not None and is_call_end(name, payload):
                 finished[call["id"]] = call["org_id"]
                 if name == "call_status":
@@ -76,14 +79,18 @@ async def dispatch_batch(pool: asyncpg.Pool, base_url: str, *, limit: int = BATC
                 transcript = [dict(t) for t in await conn.fetch(
                     "SELECT * FROM transcript_turns WHERE call_id = $1 ORDER BY id", call["id"])]
                 report = await conn.fetchval("SELECT report FROM call_reports WHERE call_id = $1", call["id"])
-            data = targets.event_data(name, payload, call, base_url, transcript, report)
-            event_id = f"evt_{event['id']}"
+            try:
+                data = targets.event_data(name, payload, call, base_url, transcript, report)
+                event_id = f"evt_{event['id']}"
+                body = targets.body(name, event_id, event["created_at"], event["call_id"], data,
+                                    task_id=(call or {}).get("task_id"))
+            except (TypeError, ValueError, KeyError, AttributeError):
+                log.exception("outbox event %s (%s) cannot be turned into a webhook; skipped", event["id"], name)
+                continue
             deliveries.append({
                 "id": uuid.uuid4(), "org_id": event["org_id"], "outbox_id": event["id"], "call_id": event["call_id"],
                 "event": name, "event_id": event_id, "url": target.url, "method": target.method,
-                "headers": target.headers, "source": target.source, "event_at": event["created_at"],
-                "body": targets.body(name, event_id, event["created_at"], event["call_id"], data,
-                                     task_id=(call or {}).get("task_id")),
+                "headers": target.headers, "source": target.source, "event_at": event["created_at"], "body": body,
             })
         if finished:
             await conn.execute(

@@ -115,6 +115,8 @@ async def test_a_real_call_delivers_signed_webhooks_and_streams_its_live_transcr
     assert stored["status"] == "done" and stored["report"]["summary"] == report["summary"]
     deliveries = await server.ok("GET", "/webhook-deliveries", params={"call_id": call_id, "status": "delivered"})
     assert {d["event"] for d in deliveries} >= {"call_started", "call_completed", "call_analyzed", "call_status"}
+    about = [line for line in server.logs(tail=100_000).splitlines() if call_id in line]
+    assert about and all(f"[call={call_id}]" in line for line in about), "\n".join(about)
     metrics_text = await asyncio.to_thread(lambda: __import__("requests").get(
         server.base.removesuffix("/api/v1") + "/metrics", timeout=10).text)
     assert 'switchboard_calls_ended_total{cause="NORMAL_CLEARING",status="completed"}' in metrics_text

@@ -59,14 +59,12 @@ async def test_metrics_endpoint(db: asyncpg.Pool, client: TestClient, settings: 
     async with asyncio.timeout(10):
         while True:
             after = await scrape(client)
-            if after.get(llm_key, 0) > before.get(llm_key, 0) and after.get(fail_key, 0) > before.get(fail_key, 0) \
-                    and after.get(latency_key, 0) >= 1:  # observed once the delivery's outcome is recorded
+            if all(after.get(k, 0) > before.get(k, 0) for k in (llm_key, fail_key, latency_key)):
                 break
             await asyncio.sleep(0.05)  # the analyzer observes the call's latencies just after it reports
     assert after[busy_key] == before.get(busy_key, 0) + 1
     assert after[("switchboard_webhook_queue_depth", ())] >= 0
     assert ("switchboard_media_ticks_on_time_ratio", ()) in after
-    assert after[latency_key] >= 1
 
     await db.execute("INSERT INTO webhook_deliveries (org_id, event, event_id, url, body, source, event_at,"
                      " next_attempt_at) VALUES ($1, 'call_started', 'evt_x', 'http://127.0.0.1:9/', '{}', 'agent',"

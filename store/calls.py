@@ -206,6 +206,14 @@ async def close_orphans(db: DB, worker_id: str) -> list[dict[str, Any]]:
     return rows(await db.fetch(sql, worker_id))
 
 
+async def mark_placed(db: DB, call_id: UUID, sip_call_id: str | None, engine_call_id: str,
+                      started_at: Any) -> dict[str, Any] | None:
+    """The dialer sent the INVITE: note its ids; None when the call is no longer pending (canceled)."""
+    return row(await db.fetchrow(
+        "UPDATE calls SET sip_call_id = $2, engine_call_id = $3, started_at = $4, updated_at = now()"
+        " WHERE id = $1 AND status = 'pending' RETURNING *", call_id, sip_call_id, engine_call_id, started_at))
+
+
 async def set_late_sip_call_id(db: DB, call_id: UUID, sip_call_id: str) -> None:
     await db.execute("UPDATE calls SET sip_call_id = $1 WHERE id = $2 AND sip_call_id IS NULL", sip_call_id, call_id)
 

@@ -145,3 +145,17 @@ async def test_events_are_published_to_subscribers_after_commit(start_call):
     assert final["call"]["call_id"] == str(call.id) and "agent_config" not in final["call"]
     stored = await outbox.after(call.deps.db, 0, call_id=call.id)
     assert [r["id"] for r in stored] == [e.id for e in mine]
+
+
+async def test_transfer_rule_ends_as_transferred_with_its_event(start_call):
+    call = await start_call(agent_config(begin_message=None, dtmf_rules=[
+        {"digits": "2", "action": "transfer", "target": "sip:desk@127.0.0.1"}]))
+    call.call.press("2")
+    for _ in range(200):  # the REFER went out
+        if call.call.transfers:
+            break
+        await asyncio.sleep(0.05)
+    call.call.remote_hangup()  # the engine ends a transferred leg (NOTIFY 200 → BYE)
+    await assert_ended_once(call, "completed", "transferred")
+    statuses, names = await history(call)
+    assert "transfer" in names and call.call.transfers == ["sip:desk@127.0.0.1"]

@@ -19,6 +19,17 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def default_data_dir(env: dict[str, str]) -> Path:
+    """Where the server keeps its data when SWITCHBOARD_DATA_DIR is unset: one fixed place per user
+    (``$XDG_DATA_HOME/switchboard``, else ``~/.local/share/switchboard``), the same from every folder, so
+    that ``switchboard api-key create`` run anywhere finds the database ``make run`` made."""
+    xdg = env.get("XDG_DATA_HOME") or ""
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored
+        return Path(xdg) / "switchboard"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".local" / "share" / "switchboard"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -52,7 +63,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        data_dir = Path(env.get("SWITCHBOARD_DATA_DIR") or "./data").resolve()
+        raw = env.get("SWITCHBOARD_DATA_DIR")
+        data_dir = (Path(raw).expanduser() if raw else default_data_dir(env)).resolve()
         return cls(
             data_dir=data_dir,
             database_url=env.get("DATABASE_URL") or None,

@@ -74,8 +74,39 @@ def embedded_database_url(data_dir: Path, *, create: bool = True) -> str:
 
     pgdata.mkdir(parents=True, exist_ok=True)
     if pgdata not in _embedded:
+        _forget_dead_handles(pgdata, pgserver.postgres_server.PostgresServer._lock)
         _embedded[pgdata] = pgserver.get_server(pgdata, cleanup_mode="stop")
     return _embedded[pgdata].get_uri()
+
+
+def _forget_dead_handles(pgdata: Path, lock: Any) -> None:
+    """pgserver stops PostgreSQL when the last process in its handle list exits; a process killed with
+    kill -9 never leaves that list, and the database would then run on after every later stop. Drop the
+    processes that are gone before joining."""
+    path = pgdata / ".handle_pids.json"
+    with lock:
+        try:
+            pids = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and _alive(pid)]
+        if alive != pids:
+            log.info("embedded PostgreSQL: forgetting %d process(es) that died without stopping", len(pids) - len(alive))
+            path.write_text(json.dumps(alive))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (killed, not yet reaped) is gone too
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:

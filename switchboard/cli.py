@@ -99,7 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.install()
         except ImportError:
             pass
-        asyncio.run(serve(settings))
+        try:
+            asyncio.run(serve(settings))
+        except KeyboardInterrupt:  # Ctrl-C before the server installed its own handler: nothing to drain
+            print("stopped", file=sys.stderr)
+            return 130
         return 0
     from store.db import NoDatabase
 

@@ -10,10 +10,13 @@ Processes are spawned (not forked): the server has native SIP/RTP threads.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from agents.childproc import interrupts_blocked
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +35,12 @@ _METHODS = frozenset({"start_utt", "end_utt", "process_raw", "lookup_word", "add
                       "remove_search"})
 
 
-def _serve(conn: Connection, config: dict[str, Any]) -> None:
-    """The child process: one decoder, one request at a time."""
+def _serve(conn: Connection, config: dict[str, Any], parent_pid: int) -> None:
+    """The child process: one decoder, one request at a time. It dies with the server (and ignores the
+    terminal's Ctrl-C: the server closes it), below the server's priority."""
+    from agents.childproc import harden
+
+    harden(parent_pid)
     try:
         import pocketsphinx
 
@@ -72,8 +79,10 @@ class RemoteDecoder:
     def __init__(self, config: dict[str, Any]) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, config), name="pocketsphinx", daemon=True)
-        self._proc.start()
+        self._proc = ctx.Process(target=_serve, args=(child, config, os.getpid()),
+                                 name="pocketsphinx", daemon=True)
+        with interrupts_blocked():  # a Ctrl-C while the child starts must not kill it mid-import
+            self._proc.start()
         child.close()
         self._lock = threading.Lock()
         status, detail = self._conn.recv()

@@ -123,7 +123,7 @@ async def _caller_id_and_trunk(ctx: Ctx, body: CallCreate) -> tuple[Any, str | N
 
 @registry.route("POST", "/calls", summary="Place one call, or one per number in an array", tag="Calls",
                 body=CallCreate, response=CallOut, status=201, errors=(503,),
-                extra_response={"message": {"type": "string"}})
+                extra_response={"message": {"type": "string", "description": "e.g. \"3 calls initiated successfully\"."}})
 async def create_calls(ctx: Ctx) -> Result:
     control = ctx.app[CALLS]
     if not control.accepting:

@@ -140,7 +140,7 @@ class BaresipEngine(Engine):
         try:
             await rt.start(
                 baresip.Config(
-                    net_interface=None if wildcard else config.host,
+                    net_interface=config.public_address or (None if wildcard else config.host),
                     max_concurrent_calls=config.max_calls + headroom,
                     expose_headers=_EXPOSED_HEADERS,
                     rtp_timeout=config.rtp_timeout,

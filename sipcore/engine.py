@@ -90,10 +90,15 @@ class EngineConfig:
             refused as SIP scanners.
         invite_rate: Allowed inbound INVITEs per second per source
             (burst ``invite_burst``); beyond it they are refused.
+        public_address: The address put in SDP and Contact (the engine's
+            network interface), when it differs from the listen address:
+            e.g. a container with host networking on a machine with a
+            public IP. None: ``host``, or interface discovery for 0.0.0.0.
     """
 
     host: str = "127.0.0.1"
     port: int = 5060
+    public_address: str | None = None
     rtp_port_min: int = 16000
     rtp_port_max: int = 16999
     max_calls: int = 100

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -30,6 +31,16 @@ def default_data_dir(env: dict[str, str]) -> Path:
     return home / ".local" / "share" / "switchboard"
 
 
+def _ip(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an IP address (e.g. 203.0.113.10), got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -51,6 +62,7 @@ class Settings:
     answer_timeout_seconds: int = 60
     allow_private_urls: bool = False
     setup_timeout_seconds: int = 32
+    public_ip: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -84,6 +96,7 @@ class Settings:
             answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
             setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
             allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "") in ("1", "true", "yes"),
+            public_ip=_ip(env, "SWITCHBOARD_PUBLIC_IP"),
         )
 
     @property

@@ -76,6 +76,7 @@ class Telephony:
             host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
             rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
             user_agent="Switchboard", rtp_timeout=self.settings.media_timeout_seconds, catchall_user="switchboard",
+            public_address=self.settings.public_ip,
         ))
         self.engine.set_incoming_handler(self._incoming)
         self.engine.on_refused(self._refused)

@@ -4,8 +4,10 @@ the Dockerfile and .dockerignore are read as text."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -59,3 +61,13 @@ def test_dockerfile_installs_cpu_torch_and_exposes_what_calls_need() -> None:
 def test_dockerignore_keeps_environments_data_and_secrets_out() -> None:
     lines = {line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()}
     assert {".git", ".venv", "data", "**/secret.key", ".env"} <= lines
+
+
+def test_a_public_ip_that_is_not_an_address_is_a_clear_error() -> None:
+    from switchboard.config import Settings
+
+    assert Settings.from_env({"SWITCHBOARD_PUBLIC_IP": " 203.0.113.10 "}).public_ip == "203.0.113.10"
+    assert Settings.from_env({}).public_ip is None
+    proc = subprocess.run([sys.executable, "-m", "switchboard.cli", "migrate"], cwd=REPO, capture_output=True,
+                          text=True, timeout=60, env={**os.environ, "SWITCHBOARD_PUBLIC_IP": "sip.example.com"})
+    assert proc.returncode != 0 and "SWITCHBOARD_PUBLIC_IP must be an IP address" in proc.stderr

@@ -89,3 +89,19 @@ def priority_preexec(nice: int = HELPER_NICE):  # type: ignore[no-untyped-def]
         harden(parent, nice=nice)
 
     return preexec
+
+
+def tied_preexec():  # type: ignore[no-untyped-def]
+    """A ``preexec_fn`` for programs on a call's real-time path (espeak-ng: a caller waits for its first
+    audio): they die with the server and leave Ctrl-C to it, but keep the server's CPU and I/O priority.
+    Measured here under load (load average ~12 on 2 cores): 8 sentences' first audio 1.2–11.9 s at nice 10,
+    under the test's 1 s at normal priority."""
+    parent = os.getpid()
+    _libc()
+
+    def preexec() -> None:
+        die_with_parent(parent)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return preexec
+

@@ -106,17 +106,17 @@ def assert_clean_stop(rc: int, out: str, err: str) -> None:
 def test_ctrl_c_sigterm_and_kill_9_leave_nothing_behind(tmp_path: Path) -> None:
     data = Path("/tmp") / f"sbstop-{os.getpid()}"
     shutil.rmtree(data, ignore_errors=True)
-    env = clean_env(SWITCHBOARD_DATA_DIR=str(data), **loopback_ports())
+    env = clean_env(SWITCHBOARD_DATA_DIR=str(data))  # fresh ports per start: another test may take freed ones
     server: Served | None = None
     try:
         # 1. Ctrl-C in a terminal: SIGINT to the whole foreground process group, helpers included
-        server = serve(env, tmp_path / "1.log")
+        server = serve({**env, **loopback_ports()}, tmp_path / "1.log")
         helpers = wait_for_helpers(server)
         assert_clean_stop(*server.stop(signal.SIGINT, group=True))
         assert wait_gone(list(helpers), 10) == []
 
         # 2. kill -9: every helper dies with the server, the memory they held is released
-        server = serve(env, tmp_path / "2.log")
+        server = serve({**env, **loopback_ports()}, tmp_path / "2.log")
         wait_for_log(server, "embedding model ready")
         helpers = wait_for_helpers(server)
         held = rss_kib(list(helpers))
@@ -129,7 +129,7 @@ def test_ctrl_c_sigterm_and_kill_9_leave_nothing_behind(tmp_path: Path) -> None:
 
         # 3. restart after the crash: one database server, helpers again; SIGTERM stops everything,
         #    the embedded PostgreSQL included (the killed process no longer counts as one of its users)
-        server = serve(env, tmp_path / "3.log")
+        server = serve({**env, **loopback_ports()}, tmp_path / "3.log")
         assert len(postmasters(data / "postgres")) == 1
         helpers = wait_for_helpers(server)
         assert_clean_stop(*server.stop(signal.SIGTERM))

@@ -22,11 +22,11 @@ _DESCRIPTIONS = {
 META = {
     "type": "object",
     "properties": {
-        "request_id": {"type": "string"},
-        "timestamp": {"type": "string", "format": "date-time"},
-        "total": {"type": "integer"},
-        "limit": {"type": "integer"},
-        "offset": {"type": "integer"},
+        "request_id": {"type": "string", "description": "This request's id (X-Request-Id), also in the logs."},
+        "timestamp": {"type": "string", "format": "date-time", "description": "When the answer was made (UTC)."},
+        "total": {"type": "integer", "description": "Lists: how many items match in all."},
+        "limit": {"type": "integer", "description": "Lists: the page size used."},
+        "offset": {"type": "integer", "description": "Lists: the items skipped."},
     },
     "required": ["request_id", "timestamp"],
 }
@@ -35,10 +35,12 @@ ERROR = {
     "properties": {
         "error": {
             "type": "object",
+            "description": "What went wrong.",
             "properties": {
-                "code": {"type": "string"},
-                "message": {"type": "string"},
-                "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}},
+                "code": {"type": "string", "description": "Machine-readable kind (validation_error, not_found…)."},
+                "message": {"type": "string", "description": "A sentence for people."},
+                "fields": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}},
+                           "description": "Validation errors per field (dotted path → messages)."},
             },
             "required": ["code", "message"],
         },
@@ -63,7 +65,8 @@ def _query_params(ep: Endpoint) -> list[dict[str, Any]]:
     schema = ep.query.model_json_schema(ref_template=_REF)
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": _inline_nullable(prop)}
+        {"name": name, "in": "query", "required": name in required, "schema": _inline_nullable(prop),
+         **({"description": prop["description"]} if prop.get("description") else {})}
         for name, prop in schema.get("properties", {}).items()
     ]
 
@@ -85,6 +88,7 @@ def _envelope(ep: Endpoint, names: dict[Any, Any]) -> dict[str, Any]:
         data = {"$ref": _REF.format(model=names[(ep.response, "serialization")])}
         if ep.many:
             data = {"type": "array", "items": data}
+    data["description"] = "The items (newest first)." if ep.many else "The resource." if ep.response else "Nothing."
     props: dict[str, Any] = {"data": data, "meta": {"$ref": "#/components/schemas/Meta"}, **ep.extra_response}
     return {"type": "object", "properties": props, "required": ["data", "meta"]}
 
@@ -100,6 +104,7 @@ def build(registry: Registry, prefix: str = "/api/v1") -> dict[str, Any]:
         op: dict[str, Any] = {"summary": ep.summary, "tags": [ep.tag], "operationId": ep.handler.__name__}
         params = [
             {"name": name, "in": "path", "required": True,
+             "description": f"The {name.removesuffix('_id').replace('_', ' ')}'s id.",
              "schema": {"type": "string"} if name in ep.text_params else {"type": "string", "format": "uuid"}}
             for name in re.findall(r"{(\w+)}", ep.path)
         ]

@@ -160,11 +160,32 @@ async def _parse_body(request: web.Request, model: type[BaseModel]) -> BaseModel
         raise errors.ValidationFailed(_first_message(fields), fields=fields) from exc
 
 
+def query_names(model: type[BaseModel]) -> set[str]:
+    """The query parameters a model accepts: its field names and their aliases."""
+    names: set[str] = set()
+    for name, info in model.model_fields.items():
+        names.add(name)
+        if info.alias:
+            names.add(info.alias)
+        choices = getattr(info.validation_alias, "choices", None)
+        names.update(c for c in choices or () if isinstance(c, str))
+        if isinstance(info.validation_alias, str):
+            names.add(info.validation_alias)
+    return names
+
+
 def _parse_query(request: web.Request, model: type[BaseModel]) -> BaseModel:
     params: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
         params[key] = values if len(values) > 1 else values[0]
+    accepted = query_names(model)
+    unknown = [k for k in params if k not in accepted]
+    if unknown:  # a misspelt filter must not silently answer with everything
+        allowed = ", ".join(sorted(accepted))
+        fields = {k: [f"Unknown query parameter; this endpoint takes: {allowed}."] for k in unknown}
+        raise errors.ValidationFailed(f"Unknown query parameter {unknown[0]!r}; this endpoint takes: {allowed}.",
+                                      fields=fields)
     try:
         return model.model_validate(params)
     except ValidationError as exc:

@@ -201,7 +201,7 @@ class BaresipEngine(Engine):
         try:
             await rt.start(
                 baresip.Config(
-                    net_interface=None if wildcard else config.host,
+                    net_interface=config.public_address or (None if wildcard else config.host),
                     max_concurrent_calls=config.max_calls + headroom,
                     expose_headers=_EXPOSED_HEADERS,
                     rtp_timeout=config.rtp_timeout,
@@ -518,11 +518,12 @@ class BaresipEngine(Engine):
             return
         entry.removed = True
         if entry.supervisor is not None:
-            was_registered = entry.supervisor.status.state is RegistrationState.REGISTERED
+            await entry.supervisor.settle(12.0)  # a REGISTER in flight: its success must be undone below
             await entry.supervisor.stop()
-            if was_registered:
-                with contextlib.suppress(self._errs.BaresipError):
-                    await entry.ua.unregister(timeout=3.0)
+            # whatever the state now (registered, or failed after a native refresh failed): the UA stops
+            # renewing only when unregistered; a no-op for a UA that never registered
+            with contextlib.suppress(self._errs.BaresipError):
+                await entry.ua.unregister(timeout=3.0)
 
     def registration(self, handle: AccountHandle) -> RegistrationStatus:
         entry = self._accounts.get(handle.id)

@@ -108,10 +108,15 @@ class EngineConfig:
         tcp_max_per_source / tcp_max_total / tcp_idle_timeout: Limits on TCP
             connections to the SIP port (connections carrying a call are kept).
         udp_receive_buffer: SO_RCVBUF of the SIP UDP sockets, bytes.
+        public_address: The address put in SDP and Contact (the engine's
+            network interface), when it differs from the listen address:
+            e.g. a container with host networking on a machine with a
+            public IP. None: ``host``, or interface discovery for 0.0.0.0.
     """
 
     host: str = "127.0.0.1"
     port: int = 5060
+    public_address: str | None = None
     rtp_port_min: int = 16000
     rtp_port_max: int = 16999
     max_calls: int = 100

@@ -51,10 +51,12 @@ class RegistrationSupervisor:
         self.status = RegistrationStatus(RegistrationState.UNREGISTERED)
         self._task: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._changed = asyncio.Event()
 
     def _set(self, status: RegistrationStatus) -> None:
         if status != self.status:
             self.status = status
+            self._changed.set()
             try:
                 self._on_change(status)
             except Exception:
@@ -63,6 +65,18 @@ class RegistrationSupervisor:
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="sip-registration")
+
+    async def settle(self, timeout: float) -> None:  # noqa: ASYNC109 - a bound, not a cancellation scope
+        """Wait (at most ``timeout``) for a REGISTER in flight to have its outcome. Cancelling it instead
+        would leave the engine's own client registered, and renewing, if the registrar accepts it later."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.status.state is RegistrationState.REGISTERING and self._task and not self._task.done():
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -26,13 +26,28 @@ def _setup_logging(verbose: bool) -> None:
     logctx.install()  # "[call=<id>]" on every line about a call
 
 
+def _existing_database_url(settings: Settings) -> str:
+    """DATABASE_URL, or the embedded database the server created in the data directory. Never a new
+    empty one: a command that would make one says where it looked and stops (`NoDatabase`)."""
+    from store.db import embedded_database_url
+
+    return settings.database_url or embedded_database_url(settings.data_dir, create=False)
+
+
+def _no_database_message(settings: Settings) -> str:
+    return (
+        f"switchboard: no Switchboard database in {settings.data_dir} (nothing was created).\n"
+        "  The server keeps its data in SWITCHBOARD_DATA_DIR (default: $XDG_DATA_HOME/switchboard, else\n"
+        "  ~/.local/share/switchboard). Start the server once (`make run` or `switchboard serve`), or run this\n"
+        "  command with the same SWITCHBOARD_DATA_DIR (or DATABASE_URL) the server uses."
+    )
+
+
 async def _migrate(settings: Settings) -> None:
     from store.db import create_pool
     from store.migrate import migrate
 
-    from .server import database_url
-
-    dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
+    dsn = await asyncio.get_running_loop().run_in_executor(None, _existing_database_url, settings)
     pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
@@ -47,9 +62,7 @@ async def _create_key(settings: Settings, org_name: str, key_name: str) -> None:
     from store.db import create_pool
     from store.migrate import migrate
 
-    from .server import database_url
-
-    dsn = await asyncio.get_running_loop().run_in_executor(None, database_url, settings)
+    dsn = await asyncio.get_running_loop().run_in_executor(None, _existing_database_url, settings)
     pool = await create_pool(dsn, min_size=1, max_size=1)
     try:
         async with pool.acquire() as conn:
@@ -89,11 +102,22 @@ def main(argv: list[str] | None = None) -> int:
             uvloop.install()
         except ImportError:
             pass
-        asyncio.run(serve(settings))
-    elif args.command == "migrate":
-        asyncio.run(_migrate(settings))
-    elif args.command == "api-key":
-        asyncio.run(_create_key(settings, args.org, args.name))
+        try:
+            asyncio.run(serve(settings))
+        except KeyboardInterrupt:  # Ctrl-C before the server installed its own handler: nothing to drain
+            print("stopped", file=sys.stderr)
+            return 130
+        return 0
+    from store.db import NoDatabase
+
+    try:
+        if args.command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif args.command == "api-key":
+            asyncio.run(_create_key(settings, args.org, args.name))
+    except NoDatabase:
+        print(_no_database_message(settings), file=sys.stderr)
+        return 1
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import socket
@@ -28,6 +29,27 @@ def _one_line(env: dict[str, str], name: str, default: str) -> str:
     return raw
 
 
+def default_data_dir(env: dict[str, str]) -> Path:
+    """Where the server keeps its data when SWITCHBOARD_DATA_DIR is unset: one fixed place per user
+    (``$XDG_DATA_HOME/switchboard``, else ``~/.local/share/switchboard``), the same from every folder, so
+    that ``switchboard api-key create`` run anywhere finds the database ``make run`` made."""
+    xdg = env.get("XDG_DATA_HOME") or ""
+    if os.path.isabs(xdg):  # the XDG spec: a relative value is invalid and ignored
+        return Path(xdg) / "switchboard"
+    home = Path(env["HOME"]) if env.get("HOME") else Path.home()
+    return home / ".local" / "share" / "switchboard"
+
+
+def _ip(env: dict[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        return str(ipaddress.ip_address(raw))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be an IP address (e.g. 203.0.113.10), got {raw!r}") from exc
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path
@@ -52,6 +74,7 @@ class Settings:
     recording_quota_mb: int = 10240
     recording_retention_days: int = 0
     sip_user_agent: str = "Switchboard"
+    public_ip: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -64,7 +87,8 @@ class Settings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
-        data_dir = Path(env.get("SWITCHBOARD_DATA_DIR") or "./data").resolve()
+        raw = env.get("SWITCHBOARD_DATA_DIR")
+        data_dir = (Path(raw).expanduser() if raw else default_data_dir(env)).resolve()
         return cls(
             data_dir=data_dir,
             database_url=env.get("DATABASE_URL") or None,
@@ -88,6 +112,7 @@ class Settings:
             recording_quota_mb=_int(env, "SWITCHBOARD_RECORDING_QUOTA_MB", 10240),
             recording_retention_days=_int(env, "SWITCHBOARD_RECORDING_RETENTION_DAYS", 0),
             sip_user_agent=_one_line(env, "SWITCHBOARD_SIP_USER_AGENT", "Switchboard"),
+            public_ip=_ip(env, "SWITCHBOARD_PUBLIC_IP"),
         )
 
     @property

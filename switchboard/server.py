@@ -222,22 +222,41 @@ def _banner(settings: Settings, app: web.Application) -> str:
 
 
 async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT (Ctrl-C), then stop in phases, one log line each: draining (new calls
+    refused, live calls finish), stopped. Helper processes are closed on every way out, errors included
+    (and die with the server on a kill -9: agents.childproc)."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    dsn = await loop.run_in_executor(None, database_url, settings)
-    app = init_app(settings, dsn, telephony=True)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.api_host, settings.api_port)
-    await site.start()
-    print(_banner(settings, app), flush=True)
-    await stop.wait()
-    log.info("stopping: draining (new calls refused, live calls get up to %d s)", settings.drain_timeout_seconds)
-    app[CALLS].accepting = False
-    tel = app.get(TELEPHONY)
-    if tel is not None:
-        await tel.drain(settings.drain_timeout_seconds)
-    await runner.cleanup()
+    log.info("data directory: %s", settings.data_dir)
+    runner: web.AppRunner | None = None
+    try:
+        dsn = await loop.run_in_executor(None, database_url, settings)
+        app = init_app(settings, dsn, telephony=True)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, settings.api_host, settings.api_port)
+        await site.start()
+        print(_banner(settings, app), flush=True)
+        await stop.wait()
+        log.info("draining: new calls refused, live calls get up to %d s…", settings.drain_timeout_seconds)
+        app[CALLS].accepting = False
+        tel = app.get(TELEPHONY)
+        if tel is not None:
+            await tel.drain(settings.drain_timeout_seconds)
+    finally:
+        try:
+            if runner is not None:
+                await runner.cleanup()
+        finally:
+            await loop.run_in_executor(None, close_helpers)
+    log.info("stopped")
+
+
+def close_helpers() -> None:
+    """End the server's helper processes that outlive a single component (the embedding process)."""
+    from agents.knowledge.embedder import embedding_process
+
+    embedding_process().close()

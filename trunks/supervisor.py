@@ -53,29 +53,36 @@ class TrunkSupervisor:
         return self._trunks.get(trunk_id)
 
     async def changed(self, trunk_id: UUID) -> None:
-        """Re-read one trunk and re-create its account (re-registering it)."""
-        trunk = await trunk_store.get_any(self.db, trunk_id)
-        await self._apply(trunk_id, trunk if trunk and trunk["enabled"] else None)
+        """Re-read one trunk and re-create its account (re-registering it); a deleted or disabled trunk's
+        account is removed at once (unregistered; a REGISTER in flight is undone, see the engine).
+        The row is read under the lock: changes applied one after another each see the latest row, so a
+        create's change can never re-create the account after the delete's change removed it."""
+        async with self._lock:
+            trunk = await trunk_store.get_any(self.db, trunk_id)
+            await self._apply_locked(trunk_id, trunk if trunk and trunk["enabled"] else None)
 
     async def _apply(self, trunk_id: UUID, trunk: dict[str, Any] | None) -> None:
         async with self._lock:
-            await self._drop(trunk_id)
-            if trunk is None:
-                return
-            password = self.secrets.decrypt(trunk["password_enc"]) if trunk["password_enc"] else ""
-            config = account_config(trunk, password)
-            try:
-                handle = await self.engine.add_account(config)
-            except Exception as exc:  # a bad host etc.: visible on the trunk, never a crash
-                log.warning("trunk %s: account refused by the SIP engine: %s", trunk_id, exc)
-                await self._write(trunk_id, "failed", str(exc), None)
-                return
-            self._accounts[trunk_id] = handle
-            self._trunks[trunk_id] = trunk
-            self._by_handle[handle.id] = trunk_id
-            # queued before any outcome the engine reports for this account, so it cannot overwrite one
-            state = "registering" if config.register else "unregistered"
-            await self._write(trunk_id, state, None, None)
+            await self._apply_locked(trunk_id, trunk)
+
+    async def _apply_locked(self, trunk_id: UUID, trunk: dict[str, Any] | None) -> None:
+        await self._drop(trunk_id)
+        if trunk is None:
+            return
+        password = self.secrets.decrypt(trunk["password_enc"]) if trunk["password_enc"] else ""
+        config = account_config(trunk, password)
+        try:
+            handle = await self.engine.add_account(config)
+        except Exception as exc:  # a bad host etc.: visible on the trunk, never a crash
+            log.warning("trunk %s: account refused by the SIP engine: %s", trunk_id, exc)
+            await self._write(trunk_id, "failed", str(exc), None)
+            return
+        self._accounts[trunk_id] = handle
+        self._trunks[trunk_id] = trunk
+        self._by_handle[handle.id] = trunk_id
+        # queued before any outcome the engine reports for this account, so it cannot overwrite one
+        state = "registering" if config.register else "unregistered"
+        await self._write(trunk_id, state, None, None)
 
     async def _drop(self, trunk_id: UUID) -> None:
         handle = self._accounts.pop(trunk_id, None)

@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from agents.childproc import interrupts_blocked
+
 log = logging.getLogger(__name__)
 
 MODEL_NAME = "all-MiniLM-L6-v2"
@@ -98,6 +100,13 @@ def get_embedder() -> Embedder:
     return _EMBEDDER
 
 
+def _child_init(parent_pid: int) -> None:
+    """First thing in the embedding child: die with the server, leave Ctrl-C to it, run below it."""
+    from agents.childproc import harden
+
+    harden(parent_pid)
+
+
 def _embed_here(texts: list[str]) -> np.ndarray:
     return _EMBEDDER.embed(texts)
 
@@ -117,7 +126,9 @@ class EmbeddingProcess:
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                # spawned from the submitting thread (the event loop's): the child dies with the server
+                self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                                 initializer=_child_init, initargs=(os.getpid(),))
             return self._pool
 
     def _reset(self, broken: ProcessPoolExecutor) -> None:
@@ -130,7 +141,9 @@ class EmbeddingProcess:
         for attempt in (1, 2):  # a child that died (killed, out of memory) is replaced once
             pool = self._executor()
             try:
-                return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+                with interrupts_blocked():  # submit() may spawn the child: no Ctrl-C in its start-up
+                    future = asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+                return await future
             except BrokenProcessPool:
                 log.warning("the embedding process died; starting a new one")
                 self._reset(pool)
@@ -148,13 +161,28 @@ class EmbeddingProcess:
         return await self._call(_load_here)
 
     def load_blocking(self) -> float:
-        return self._executor().submit(_load_here).result()
+        with interrupts_blocked():
+            future = self._executor().submit(_load_here)
+        return future.result()
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """End the child now, even in the middle of loading the model (~10 s) or of a batch: whoever
+        waited for it is gone when the server stops. (A child that dies unexpectedly is replaced in
+        `_call`; a server killed with kill -9 takes the child with it: `_child_init`.)"""
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if pool is None:
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())  # CPython's pool keeps them here
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.join(0.05)  # an idle child leaves by itself once the pool is shut down
+            if proc.is_alive():
+                proc.terminate()
+            proc.join(timeout)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout)
 
 
 _PROCESS = EmbeddingProcess()

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
+from agents.childproc import tied_preexec
 from media.resample import Resampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
@@ -80,7 +81,7 @@ class EspeakTTS(TextToSpeech):
                 proc = await asyncio.create_subprocess_exec(
                     self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, preexec_fn=tied_preexec(),
                 )
             except OSError as e:
                 raise ProviderError(f"cannot start espeak-ng: {e}", retryable=False, reason="not_installed",

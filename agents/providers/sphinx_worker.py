@@ -10,10 +10,13 @@ Processes are spawned (not forked): the server has native SIP/RTP threads.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
+
+from agents.childproc import interrupts_blocked
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +35,16 @@ _METHODS = frozenset({"start_utt", "end_utt", "process_raw", "lookup_word", "add
                       "remove_search"})
 
 
-def _serve(conn: Connection, config: dict[str, Any]) -> None:
-    """The child process: one decoder, one request at a time."""
+def _serve(conn: Connection, config: dict[str, Any], parent_pid: int) -> None:
+    """The child process: one decoder, one request at a time. It dies with the server (and ignores the
+    terminal's Ctrl-C: the server closes it)."""
+    from agents.childproc import die_with_parent, leave_interrupts_to_parent
+
+    # on a call's real-time path (the caller waits for the transcript): the server's own CPU and I/O
+    # priority. At nice 10 / idle I/O (agents.childproc.harden) decoder start-up and decoding starved
+    # behind other load here (creation >5 s, an 18 s decode >60 s at load average ~10).
+    die_with_parent(parent_pid)
+    leave_interrupts_to_parent()
     try:
         import pocketsphinx
 
@@ -72,8 +83,10 @@ class RemoteDecoder:
     def __init__(self, config: dict[str, Any]) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, config), name="pocketsphinx", daemon=True)
-        self._proc.start()
+        self._proc = ctx.Process(target=_serve, args=(child, config, os.getpid()),
+                                 name="pocketsphinx", daemon=True)
+        with interrupts_blocked():  # a Ctrl-C while the child starts must not kill it mid-import
+            self._proc.start()
         child.close()
         self._lock = threading.Lock()
         status, detail = self._conn.recv()

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 
 from api import errors
 
+from .descriptions import describe
+
 
 def _find_nul(value: Any, path: str) -> str | None:
     if isinstance(value, str):
@@ -40,15 +42,15 @@ class _NoNul(BaseModel):
 class RequestModel(_NoNul):
     """Base of request bodies: unknown fields are refused, NaN/inf too, and no string may hold NUL."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True, json_schema_extra=describe)
 
 
 class QueryModel(_NoNul):
-    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False, json_schema_extra=describe)
 
 
 class ResponseModel(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+    model_config = ConfigDict(from_attributes=True, json_schema_extra=describe)
 
 
 class Page(QueryModel):

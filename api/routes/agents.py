@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -24,13 +25,39 @@ def agent_config(body: AgentFields, voices: Any, base: dict[str, Any] | None = N
     given = body.model_dump(mode="json", include=set(body.model_fields_set))
     for col in _COLUMNS:
         given.pop(col, None)
-    config = {**(base if base is not None else {k: v for k, v in DEFAULTS.items() if k not in _COLUMNS}), **given}
+    start = base if base is not None else {k: v for k, v in DEFAULTS.items() if k not in _COLUMNS}
+    merged = _merge_nested(start, given, body)
+    config = {**start, **given, **merged}
     for key, value in list(config.items()):
         if value is None and DEFAULTS.get(key) is not None:
             config[key] = DEFAULTS[key]  # an explicit null means "the default"
-    if voices.get(config["voice_id"]) is None:
+    voice = voices.get(config["voice_id"])
+    if voice is None:
         raise errors.ValidationFailed.field("voice_id", f"Unknown voice_id {config['voice_id']!r}; see GET /voices.")
+    if "language" not in body.model_fields_set and (base is None or "voice_id" in body.model_fields_set):
+        # the language follows the voice unless given: a new agent, or a PATCH that changes the voice
+        if _LANGUAGE.fullmatch(voice.language or ""):
+            config["language"] = voice.language
     return config
+
+
+# Objects whose keys a PATCH sets one by one: the keys not named keep their value ({"speed": 1.2} leaves
+# stability alone); null on one key resets that key; null on the whole object resets the object.
+_MERGED = ("voice_settings",)
+_LANGUAGE = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}")
+
+
+def _merge_nested(start: dict[str, Any], given: dict[str, Any], body: AgentFields) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in _MERGED:
+        value = getattr(body, key, None)
+        if key not in given or value is None:
+            continue
+        named = value.model_dump(mode="json", include=set(value.model_fields_set))
+        stored = start.get(key)
+        current: dict[str, Any] = stored if isinstance(stored, dict) else {}
+        out[key] = {k: named[k] if k in named else current.get(k) for k in type(value).model_fields}
+    return out
 
 
 async def check_knowledge_bases(ctx: Ctx, body: AgentFields, config: dict[str, Any]) -> None:

@@ -68,7 +68,7 @@ def _turn(t: dict[str, Any]) -> dict[str, Any]:
 
 @registry.route("POST", "/calls", summary="Place one call, or one per number in an array", tag="Calls",
                 body=CallCreate, response=CallOut, status=201, errors=(503,),
-                extra_response={"message": {"type": "string"}})
+                extra_response={"message": {"type": "string", "description": "e.g. \"3 calls initiated successfully\"."}})
 async def create_calls(ctx: Ctx) -> Result:
     control = ctx.app[CALLS]
     if not control.accepting:

@@ -79,6 +79,7 @@ class Telephony(OfflineCalls):
             host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
             rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
             user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
+            public_address=self.settings.public_ip,
         ))
         self.engine.set_incoming_handler(self.inbound.incoming)
         self.engine.on_refused(self.inbound.refused)

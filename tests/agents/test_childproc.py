@@ -50,3 +50,34 @@ def test_a_helper_child_dies_when_its_parent_is_killed(tmp_path) -> None:
         assert not _alive(child), "the helper outlived a kill -9 of its parent"
     finally:
         parent.kill()
+
+
+TIED = r"""
+import subprocess, sys, time
+from agents.childproc import tied_preexec
+
+child = subprocess.Popen(["sleep", "600"], preexec_fn=tied_preexec())
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_tied_program_ignores_ctrl_c_and_dies_with_the_server(tmp_path) -> None:
+    script = tmp_path / "tied.py"
+    script.write_text(TIED)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                              cwd=os.getcwd(), env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        child = int(parent.stdout.readline())
+        assert os.getpriority(os.PRIO_PROCESS, child) == os.getpriority(os.PRIO_PROCESS, parent.pid)
+        status = open(f"/proc/{child}/status").read()  # noqa: SIM115
+        ignored = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigIgn:")), 16)
+        assert ignored & (1 << (signal.SIGINT - 1)), "a terminal's Ctrl-C would reach the program"
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(10)
+        deadline = time.monotonic() + 10
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child), "the program outlived a kill -9 of the server"
+    finally:
+        parent.kill()

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
 
 from sipcore import AccountConfig, AccountHandle, CallStatus, RegistrationState, RegistrationStatus
 from sipcore.baresip_engine import BaresipEngine
-from tests.support.carrier import Carrier
+from store import orgs
+from store import trunks as trunk_store
+from store.crypto import SecretBox
+from store.db import create_pool
+from tests.support.carrier import TRUNK_PASSWORD, TRUNK_REALM, TRUNK_USER, Carrier
 from tests.support.carrier import carrier as run_carrier
+from tests.support.sip_counter import SipCounter
 from tests.support.sip_peers import HOST, free_port, running, scenario, sipp_args
+from trunks.supervisor import TrunkSupervisor
 
 pytestmark = [
     pytest.mark.sip,
@@ -84,3 +93,58 @@ async def test_outbound_e164_through_carrier_passes_407(
         result = await pstn.wait(10)
     assert result.rc == 0, result.stderr
     assert end.status is CallStatus.COMPLETED and end.answered
+
+
+async def test_a_deleted_trunk_stops_registering_at_once(engine: BaresipEngine, carrier: Carrier,
+                                                         database_url: str) -> None:
+    """What DELETE /trunks/{id} does: delete the row, then the supervisor's `changed`. From then on the
+    registrar sees at most one un-REGISTER (Expires 0) per trunk and never a REGISTER that renews: for a
+    registered trunk, a failing one (retrying with backoff), and one deleted while its REGISTER is still
+    in flight (a slow registrar), whose late success must not leave the engine refreshing on its own."""
+    good = await SipCounter((HOST, carrier.port)).start()
+    bad = await SipCounter((HOST, carrier.port)).start()
+    slow = await SipCounter((HOST, carrier.port), reply_delay=0.4).start()  # < T1: no retransmissions
+    pool = await create_pool(database_url, min_size=1, max_size=4)
+    secrets = SecretBox("test-secret")
+    supervisor = TrunkSupervisor(engine, pool, secrets)
+    try:
+        org, _ = await orgs.get_or_create_org(pool, f"kam-{uuid.uuid4().hex[:6]}")
+
+        async def trunk(counter: SipCounter, password: str) -> dict[str, Any]:
+            row = await trunk_store.trunks.insert(pool, org["id"], {
+                "name": f"t{counter.port}", "host": HOST, "port": counter.port, "username": TRUNK_USER,
+                "password_enc": secrets.encrypt(password), "realm": TRUNK_REALM, "register": True,
+                "register_expires": 60, "codecs": ["PCMU"], "enabled": True})
+            await supervisor.changed(row["id"])
+            return row
+
+        async def state(row: dict[str, Any], wanted: str) -> None:
+            deadline = time.monotonic() + 10
+            while (await trunk_store.get_any(pool, row["id"]))["reg_state"] != wanted:
+                assert time.monotonic() < deadline, f"never {wanted}"
+                await asyncio.sleep(0.05)
+
+        registered, failing = await trunk(good, TRUNK_PASSWORD), await trunk(bad, "wrong")
+        await state(registered, "registered")
+        await state(failing, "failed")
+        in_flight = await trunk(slow, TRUNK_PASSWORD)
+        await slow.first("REGISTER")  # its first REGISTER is out; the answer is still held back
+
+        deleted_at: dict[str, float] = {}
+        for name, row in (("in_flight", in_flight), ("registered", registered), ("failing", failing)):
+            assert await trunk_store.trunks.delete(pool, org["id"], row["id"])
+            await supervisor.changed(row["id"])
+            assert supervisor.account(row["id"]) is None
+            deleted_at[name] = time.monotonic()
+        await asyncio.sleep(6)  # the failing trunk's retries (2 s backoff) and any stray renewal show by now
+
+        for name, counter in (("in_flight", slow), ("registered", good), ("failing", bad)):
+            after = counter.requests("REGISTER", deleted_at[name])
+            assert [r for r in after if r.expires] == [], (name, counter.seen)  # nothing renews a deleted trunk
+        assert [r.expires for r in good.requests("REGISTER") if r.expires == 0] == [0]  # it left the registrar
+        assert [r.expires for r in slow.requests("REGISTER") if r.expires == 0] == [0]  # even the late one
+    finally:
+        await supervisor.stop()
+        await pool.close()
+        for c in (good, bad, slow):
+            c.close()

@@ -173,6 +173,37 @@ BY_NAME: dict[str, str] = {
     "date_from": "Only calls that started at or after this time (ISO 8601).",
     "date_to": "Only calls that started before this time (ISO 8601).",
     "gender": "male, female or neutral.",
+    # post-call analysis, webhooks, live transcripts
+    "post_call_analysis": "What the post-call report contains (summary, sentiment, call_successful, custom_fields); "
+                          "computed with the organization's LLM when one is configured, else locally.",
+    "summary": "Include a short summary of the call in the report.",
+    "sentiment": "Include the caller's sentiment (positive, neutral, negative) in the report.",
+    "call_successful": "Include whether the call reached its goal (see instructions) in the report.",
+    "custom_fields": "Extra values to extract from the conversation, each with a name, type and description.",
+    "choices": "The allowed values of an enum field.",
+    "webhook_events": "The events sent (null: all of call_status, call_started, call_completed, call_failed, "
+                      "call_analyzed).",
+    "secret_rotated_at": "When the signing secret was last rotated (null: never).",
+    "rotated_at": "When this signing secret took effect.",
+    "signature_header": "The header carrying v1=<hex HMAC-SHA256 of timestamp + '.' + body>.",
+    "timestamp_header": "The header carrying the unix time (seconds) of the attempt, signed with the body.",
+    "attempt": "The attempt's number, from 1.",
+    "worker": "The worker that made the attempt.",
+    "duration_ms": "How long the attempt took, in milliseconds.",
+    "status_code": "The receiver's HTTP status (null when no answer came).",
+    "response": "The start of the receiver's answer (at most 500 characters).",
+    "delivery_id": "The delivery's id (the same as id; sent as X-Switchboard-Delivery).",
+    "event_id": "The event's id, the same on every retry of it: deduplicate with it.",
+    "attempts": "How many attempts were made so far.",
+    "next_attempt_at": "When the next attempt is due (null when delivered or given up).",
+    "last_status_code": "The receiver's HTTP status at the last attempt.",
+    "event_at": "When the event happened.",
+    "delivered_at": "When a 2xx answer came (null until then).",
+    "attempt_log": "Every attempt, oldest first (on GET /webhook-deliveries/{id}).",
+    "websocket_url": "Connect here (within expires_at) to receive the call's transcript and events live.",
+    "session_token": "Short-lived token scoped to this call, already in websocket_url.",
+    "connection_info": "What the socket sends and how it closes.",
+    "report": "The post-call report (null while it is pending).",
 }
 
 BY_MODEL: dict[tuple[str, str], str] = {
@@ -261,6 +292,12 @@ BY_MODEL: dict[tuple[str, str], str] = {
     ("VoiceQuery", "provider"): "Only this provider's voices (espeak, openai, elevenlabs).",
     ("VoiceQuery", "language"): "Only voices for this language (a prefix such as en matches en-US).",
     ("VoiceQuery", "gender"): "Only male, female or neutral voices.",
+    ("CallEventOut", "detail"): "What happened, by kind: the digits, the transfer target, the tool, the error…",
+    ("AttemptOut", "error"): "Why the attempt failed without an HTTP answer (timeout, refused URL…).",
+    ("DeliveryOut", "id"): "The delivery's id (UUID).",
+    ("DeliveryOut", "event"): "call_status, call_started, call_completed, call_failed or call_analyzed.",
+    ("DeliveryQuery", "event"): "Only deliveries of this event.",
+    ("WebhookSettingsOut", "webhook_events"): "The events sent to the organization's URL (null: all).",
 }
 
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 CALL_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("call_id", default=None)
-FORMAT = "%(asctime)s %(levelname)s %(name)s [call=%(call_id)s]: %(message)s"
+FORMAT = "%(asctime)s %(levelname)s %(name)s%(call_tag)s: %(message)s"  # call_tag: " [call=<id>]" or ""
 _TASK_CALL = re.compile(r"^call-([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
 
 
@@ -50,6 +50,7 @@ class CallIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "call_id", None):
             record.call_id = current_call_id() or "-"
+        record.call_tag = f" [call={record.call_id}]" if record.call_id != "-" else ""
         return True
 
 

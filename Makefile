@@ -41,6 +41,7 @@ run: install
 ## Install everything the tests need and run the whole suite.
 test: install-test
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench-api: install-test

@@ -23,6 +23,7 @@ from media.endpointing import TurnEvent, TurnEventKind
 from media.resample import Resampler
 from media.tick import vad_rate
 
+from .config import AgentConfig
 from .dtmf import DtmfAction, DtmfMatcher
 from .engines import ResponseEngine
 from .llm_turn import TurnEvent as EngineEvent
@@ -66,21 +67,22 @@ class CallIO(Protocol):
 
 
 class Conversation:
-    def __init__(self, agent: dict[str, Any], user_data: dict[str, Any], io: CallIO, *, stt: SpeechToText,
+    def __init__(self, agent: AgentConfig | dict[str, Any], user_data: dict[str, Any], io: CallIO, *,
+                 stt: SpeechToText,
                  tts: TextToSpeech, engine: ResponseEngine, voice: str, agent_name: str,
                  phrases: list[str] | None = None, clock: Callable[[], float] = time.monotonic,
                  fallback_stt: SpeechToText | None = None,
                  fallback_tts: tuple[TextToSpeech, str] | None = None) -> None:
         """``fallback_stt`` / ``fallback_tts`` (a provider and its voice): the local providers a failing
         cloud one is replaced by for the rest of the call, so a provider outage is never a silent line."""
-        self.agent, self.user_data, self.io = agent, user_data, io
+        self.agent, self.user_data, self.io = AgentConfig.load(agent), user_data, io
         self.stt, self.tts, self.engine = stt, tts, engine
         self._fallback_stt, self._fallback_tts = fallback_stt, fallback_tts
         self._stt_failures = 0
         self.voice, self.agent_name, self.clock = voice, agent_name, clock
-        self.speed = (agent.get("voice_settings") or {}).get("speed")
+        self.speed = self.agent.voice_settings.speed if self.agent.voice_settings else None
         self.speech_rate = vad_rate(io.sample_rate)
-        self.dtmf = DtmfMatcher(agent.get("dtmf_rules") or [])
+        self.dtmf = DtmfMatcher(self.agent.dtmf_rules)
         self.metrics: list[TurnMetrics] = []
         self.interruptions = 0
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
@@ -149,8 +151,8 @@ class Conversation:
 
     # -- the conversation's task -----------------------------------------------------------------------
     async def _main(self) -> None:
-        greeting = self.agent.get("begin_message")
-        if greeting and self.agent.get("first_speaker", "agent") == "agent":
+        greeting = self.agent.begin_message
+        if greeting and self.agent.first_speaker == "agent":
             text = render(greeting, self.user_data)
             add = getattr(self.engine, "add_assistant", None)
             if add is not None:
@@ -185,7 +187,7 @@ class Conversation:
         deadlines = []
         if self.dtmf.deadline is not None:
             deadlines.append(self.dtmf.deadline - now)
-        inactivity = self.agent.get("inactivity_timeout_seconds")
+        inactivity = self.agent.inactivity_timeout_seconds
         if inactivity and self._idle():
             deadlines.append(self._last_activity + inactivity - now)
         return max(0.0, min(deadlines)) if deadlines else None
@@ -196,10 +198,10 @@ class Conversation:
     async def _on_timer(self) -> None:
         now = self.clock()
         await self._on_action(self.dtmf.poll(now))
-        inactivity = self.agent.get("inactivity_timeout_seconds")
+        inactivity = self.agent.inactivity_timeout_seconds
         if inactivity and self._idle() and now - self._last_activity >= inactivity:
             self._last_activity = now
-            if self.agent.get("inactivity_action") == "reminder":
+            if self.agent.inactivity_action == "reminder":
                 self._start_reply(self._run_engine(self.engine.remind(), started=now, speech_end=None))
             else:
                 await self.io.hangup("inactivity")

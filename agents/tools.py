@@ -70,7 +70,7 @@ def _get(tool: Any, key: str) -> Any:
 
 def tool_specs(tools: Sequence[Any]) -> list[dict[str, Any]]:
     """Agent `tools` (dicts or API models) → OpenAI `tools` parameter."""
-    specs = []
+    specs: list[dict[str, Any]] = []
     for t in tools:
         kind = _get(t, "type")
         if kind in BUILTINS:

@@ -78,7 +78,7 @@ def _inline_nullable(prop: dict[str, Any]) -> dict[str, Any]:
     return prop
 
 
-def _envelope(ep: Endpoint, names: dict[tuple[type[BaseModel], str], str]) -> dict[str, Any]:
+def _envelope(ep: Endpoint, names: dict[Any, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     if ep.response is not None:
         data = {"$ref": _REF.format(model=names[(ep.response, "serialization")])}

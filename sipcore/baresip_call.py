@@ -76,8 +76,8 @@ class BaresipCall(Call):
         self._on_end = on_end
         self._queue: asyncio.Queue[CallEvent] = asyncio.Queue()
         loop = asyncio.get_running_loop()
-        self._answered_fut: asyncio.Future[None] = loop.create_future()
-        self._ended_fut: asyncio.Future[CallEnd] = loop.create_future()
+        self._answered_fut: asyncio.Future[Any] = loop.create_future()
+        self._ended_fut: asyncio.Future[Any] = loop.create_future()  # a CallEnd
         self._sign_of_life = asyncio.Event()
         self._answered_at: float | None = None
         self._rang = False

@@ -389,7 +389,7 @@ class BaresipEngine(Engine):
         if call.end is None and not call.answered and call.desired_reject_status is None:
             await self._wait_answer_started(call)
 
-    async def _wait_answer_started(self, call: BaresipCall) -> None:
+    async def _wait_answer_started(self, call: Call) -> None:
         # answer() returns before ESTABLISHED; give it a moment before deciding.
         with contextlib.suppress(TimeoutError, DialFailed):
             await asyncio.wait_for(call.wait_answered(), 5.0)

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 
 import numpy as np
 
+from sipcore.causes import CallStatus, HangupCause
 from sipcore.engine import (
     Call,
     CallAnswered,
@@ -72,7 +73,8 @@ class LoopbackCall(Call):
     def _finish(self, by: HangupBy) -> None:
         if self._end is None:
             dur = time.monotonic() - self._answered_at if self._answered_at else 0.0
-            self._end = CallEnd("completed", "NORMAL_CLEARING", None, "bye", by, self._answered_at is not None, dur)
+            self._end = CallEnd(CallStatus.COMPLETED, HangupCause.NORMAL_CLEARING, None, "bye", by,
+                                self._answered_at is not None, dur)
             self._events.put_nowait(CallEnded(self._end))
             self._ended.set()
 

@@ -14,7 +14,7 @@ from sipcore.causes import ACTIVE_STATUSES, ENDED_STATUSES
 
 from .crud import Table
 from .errors import translating
-from .types import DB, Where, row, rows, transaction, update_sets
+from .types import DB, Where, one, row, rows, transaction, update_sets
 
 ACTIVE: tuple[str, ...] = tuple(ACTIVE_STATUSES)
 ENDED: tuple[str, ...] = tuple(ENDED_STATUSES)
@@ -108,14 +108,14 @@ def _like(term: str) -> str:
 
 async def delete_ended(db: DB, org_id: UUID, call_id: UUID) -> str:
     """Delete an ended call: returns 'deleted', 'active' or 'missing'."""
-    result = await db.fetchrow(
+    result = one(await db.fetchrow(
         "WITH d AS (DELETE FROM calls WHERE org_id = $1 AND id = $2 AND status = ANY($3::text[]) RETURNING id)"
         " SELECT (SELECT count(*) FROM d) AS deleted,"
         " (SELECT status FROM calls WHERE org_id = $1 AND id = $2) AS status",
         org_id,
         call_id,
         list(ENDED),
-    )
+    ))
     if result["deleted"]:
         return "deleted"
     return "active" if result["status"] is not None else "missing"
@@ -132,7 +132,7 @@ async def transcript(db: DB, call_id: UUID) -> list[dict[str, Any]]:
 async def add_turn(db: DB, call_id: UUID, turn: dict[str, Any]) -> dict[str, Any]:
     cols = ["call_id", *turn]
     params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
-    return dict(
+    return one(
         await db.fetchrow(
             f"INSERT INTO transcript_turns ({', '.join(cols)}) VALUES ({params}) RETURNING *", call_id, *turn.values()
         )
@@ -153,7 +153,7 @@ async def insert_inbound(db: DB, org_id: UUID | None, values: dict[str, Any]) ->
         cols = ["org_id", "direction", *values]
         params = ", ".join(f"${i}" for i in range(1, len(cols) + 1))
         async with translating():
-            call = dict(await conn.fetchrow(
+            call = one(await conn.fetchrow(
                 f"INSERT INTO calls ({', '.join(cols)}) VALUES ({params}) RETURNING *", org_id, "inbound", *values.values()
             ))
         await conn.execute("INSERT INTO call_events (call_id, status, detail) VALUES ($1, $2, $3)",
@@ -204,6 +204,14 @@ async def close_orphans(db: DB, worker_id: str) -> list[dict[str, Any]]:
         " SELECT * FROM c"
     )
     return rows(await db.fetch(sql, worker_id))
+
+
+async def mark_placed(db: DB, call_id: UUID, sip_call_id: str | None, engine_call_id: str,
+                      started_at: Any) -> dict[str, Any] | None:
+    """The dialer sent the INVITE: note its ids; None when the call is no longer pending (canceled)."""
+    return row(await db.fetchrow(
+        "UPDATE calls SET sip_call_id = $2, engine_call_id = $3, started_at = $4, updated_at = now()"
+        " WHERE id = $1 AND status = 'pending' RETURNING *", call_id, sip_call_id, engine_call_id, started_at))
 
 
 async def set_late_sip_call_id(db: DB, call_id: UUID, sip_call_id: str) -> None:

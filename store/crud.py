@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from .errors import translating
-from .types import DB, Where, row, rows, update_sets
+from .types import DB, Where, one, row, rows, update_sets
 
 
 class Table:
@@ -30,7 +30,7 @@ class Table:
                 org_id,
                 *values.values(),
             )
-        return dict(record)
+        return one(record)
 
     async def get(self, db: DB, org_id: UUID, item_id: UUID) -> dict[str, Any] | None:
         return row(await db.fetchrow(f"SELECT * FROM {self.name} WHERE org_id = $1 AND id = $2", org_id, item_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import asyncpg
 
@@ -62,7 +63,6 @@ class translating:
     async def __aenter__(self) -> None:
         return None
 
-    async def __aexit__(self, typ, exc, tb) -> bool:
+    async def __aexit__(self, typ: Any, exc: Any, tb: Any) -> None:  # never swallows (mypy: no "missing return")
         if isinstance(exc, asyncpg.PostgresError):
             raise translate(exc) from exc
-        return False

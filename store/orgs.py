@@ -8,7 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from .crypto import hash_api_key, new_api_key
-from .types import DB, row, rows
+from .types import DB, one, row, rows
 
 
 async def get_or_create_org(db: DB, name: str) -> tuple[dict[str, Any], bool]:
@@ -22,7 +22,7 @@ async def get_or_create_org(db: DB, name: str) -> tuple[dict[str, Any], bool]:
         "whsec_" + secrets.token_urlsafe(24),
     )
     if created is None:  # created concurrently by another process
-        return dict(await db.fetchrow("SELECT * FROM organizations WHERE name = $1", name)), False
+        return one(await db.fetchrow("SELECT * FROM organizations WHERE name = $1", name)), False
     return dict(created), True
 
 
@@ -40,7 +40,7 @@ async def create_api_key(db: DB, org_id: UUID, name: str = "") -> tuple[dict[str
         plain[:10],
         hash_api_key(plain),
     )
-    return dict(record), plain
+    return one(record), plain
 
 
 async def authenticate(db: DB, plain: str) -> dict[str, Any] | None:

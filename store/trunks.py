@@ -6,7 +6,7 @@ from typing import Any
 from uuid import UUID
 
 from .crud import Table
-from .types import DB, row
+from .types import DB, one, row
 
 TRUNK_COLUMNS = frozenset(
     {
@@ -26,7 +26,7 @@ async def usage(db: DB, org_id: UUID, trunk_id: UUID) -> dict[str, int]:
         org_id,
         trunk_id,
     )
-    return dict(record)
+    return one(record)
 
 
 async def set_registration(

@@ -22,6 +22,13 @@ def row(record: asyncpg.Record | None) -> dict[str, Any] | None:
     return dict(record) if record is not None else None
 
 
+def one(record: asyncpg.Record | None) -> dict[str, Any]:
+    """A row that must exist (an INSERT … RETURNING, an aggregate)."""
+    if record is None:
+        raise LookupError("the statement returned no row")
+    return dict(record)
+
+
 def rows(records: list[asyncpg.Record]) -> list[dict[str, Any]]:
     return [dict(r) for r in records]
 

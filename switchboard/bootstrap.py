@@ -60,7 +60,7 @@ async def ensure_demo(db: DB) -> FirstStart:
     return FirstStart(org["id"], plain, agent["id"], UUID(kb_ids[0]) if kb_ids else None)
 
 
-async def _demo_kb(db: DB, org_id: object) -> str:
+async def _demo_kb(db: DB, org_id: UUID) -> str:
     """The demo knowledge base's id, created now if missing: its sources start pending, and the knowledge
     service ingests them in the background once it runs (start-up does not wait)."""
     kb = await kb_store.find_by_name(db, org_id, DEMO_KB_NAME)

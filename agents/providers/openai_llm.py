@@ -11,7 +11,7 @@ a failure after output was already produced is not retryable (the words may have
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 from .base import LanguageModel, LLMEvent, LLMStats, LLMStream, ProviderError, TextDelta, ToolCall, Usage
@@ -88,7 +88,7 @@ class OpenAIStream(LLMStream):
         await self.aclose()
 
     async def _run(self, llm: OpenAILLM, messages: list[dict[str, Any]],
-                   tools: list[dict[str, Any]]) -> AsyncIterator[LLMEvent]:
+                   tools: list[dict[str, Any]]) -> AsyncGenerator[LLMEvent, None]:
         import openai
 
         t0 = time.perf_counter()

@@ -16,6 +16,7 @@ There are no interim results.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import time
 import wave
@@ -125,7 +126,7 @@ class OpenAISpeechStream(QueuedSpeechStream):
                     t0 = time.perf_counter()
                     text = ""
                     if len(audio) >= _MIN_SAMPLES:
-                        text = await call_with_retry(lambda a=audio: self._stt.transcribe(a, self._prompt),
+                        text = await call_with_retry(functools.partial(self._stt.transcribe, audio, self._prompt),
                                                      self._stt.policy, what=f"{self._stt.provider} transcription")
                     self._events.put_nowait(Transcript(
                         text, True, utt_start * 1000 // SAMPLE_RATE, self._samples * 1000 // SAMPLE_RATE,

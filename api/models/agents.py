@@ -8,6 +8,8 @@ from uuid import UUID
 
 from pydantic import AliasChoices, Field, model_validator
 
+from agents.config import AgentConfig
+
 from .common import LongText, Name100, QueryModel, RequestModel, ResponseModel, ShortText, Url
 
 HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -137,33 +139,9 @@ class AgentFields(RequestModel):
     enabled: bool | None = None
 
 
-DEFAULTS: dict[str, Any] = {
-    "description": None,
-    "voice_id": "espeak-en-us",
-    "language": "en-US",
-    "response_engine": {"type": "retrieval"},
-    "stt": {"provider": "local"},
-    "begin_message": None,
-    "first_speaker": "agent",
-    "interruptible": True,
-    "max_duration_seconds": 3000,
-    "inactivity_timeout_seconds": None,
-    "inactivity_action": "hangup",
-    "recording_enabled": True,
-    "voice_settings": None,
-    "knowledge_base_ids": [],
-    "dtmf_rules": [],
-    "tools": [],
-    "webhook_url": None,
-    "post_call_webhook_url": None,
-    "post_call_webhook_method": "POST",
-    "post_call_webhook_headers": [],
-    "call_status_webhook_url": None,
-    "call_status_webhook_method": "POST",
-    "call_status_webhook_headers": [],
-    "post_call_analysis": None,
-    "enabled": True,
-}
+# The defaults live in the agent runtime (agents.config.AgentConfig); the API shows and stores them.
+# post_call_analysis is read by the post-call analyzer (agents/report.py) only, from the stored JSON.
+DEFAULTS: dict[str, Any] = {**AgentConfig().stored(), "post_call_analysis": None, "enabled": True}
 
 
 class AgentCreate(AgentFields):

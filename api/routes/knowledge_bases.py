@@ -135,7 +135,7 @@ async def query_knowledge_base(ctx: Ctx) -> Result:
         raise errors.Unavailable(f"The vector store is unavailable: {exc.__class__.__name__}.") from exc
     elapsed = (time.perf_counter() - t0) * 1000.0
     sources = await kb_store.source_titles(ctx.app[POOL], ctx.org_id, list({h.match.source_id for h in hits}))
-    results = []
+    results: list[dict[str, Any]] = []
     for hit in hits:
         source = sources.get(hit.match.source_id)
         if source is None:

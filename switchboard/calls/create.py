@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from agents.config import AgentConfig
 from api.control import CallRejected, NewCalls
 from store import agents as agent_store
 from store import numbers as number_store
@@ -86,12 +87,13 @@ async def create_calls(db: DB, org_id: UUID, request: NewCalls) -> list[dict[str
     number_id, from_number, trunk_id = await caller_id_and_trunk(db, org_id, request)
     if trunk_id is None and any(kind == "e164" for kind, _ in dests):
         raise CallRejected(TRUNK_REQUIRED, fields={"trunk_id": [TRUNK_REQUIRED]})
+    typed = AgentConfig.load(config)
     common = {
         "direction": "outbound", "status": "pending", "from_number": from_number, "agent_id": agent_id,
         "agent_name": agent_name, "agent_config": config, "trunk_id": trunk_id, "number_id": number_id,
-        "record": request.record if request.record is not None else bool(config.get("recording_enabled", True)),
+        "record": request.record if request.record is not None else typed.recording_enabled,
         "metadata": request.metadata, "user_data": request.user_data,
-        "max_duration_seconds": request.max_duration_seconds or config.get("max_duration_seconds"),
+        "max_duration_seconds": request.max_duration_seconds or typed.max_duration_seconds,
         "webhooks": request.webhooks,
     }
     return await events.created(db, org_id, [{**common, "to_number": dest} for _, dest in dests])

@@ -23,7 +23,7 @@ from . import events
 
 log = logging.getLogger(__name__)
 
-Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], None]
+Placed = Callable[[dict[str, Any], Call, dict[str, Any] | None], object]
 
 
 class Dialer:
@@ -116,11 +116,14 @@ class Dialer:
                 exc.reason, HangupCause.NORMAL_TEMPORARY_FAILURE)
             await self._fail(row, cause, exc.reason, f"{exc.reason.replace('_', ' ')}: {exc}")
             return False
-        updated = await call_store.calls.update(self.db, row["org_id"], row["id"], {
-            "sip_call_id": call.sip_call_id, "engine_call_id": call.id, "started_at": datetime.now(UTC)})
+        updated = await call_store.mark_placed(self.db, row["id"], call.sip_call_id, call.id, datetime.now(UTC))
+        if updated is None:  # canceled (POST /cancel) between the claim and the INVITE: take it back
+            log.info("call %s was canceled while it was being placed: hanging up", row["id"])
+            await call.hangup()
+            return False
         if call.sip_call_id is None:  # the engine learns it from the call's first events
             self._tasks.spawn(self._late_call_id(row, call), f"call-id-{row['id']}")
-        self.on_placed(updated or row, call, trunk)
+        self.on_placed(updated, call, trunk)
         return True
 
     async def _late_call_id(self, row: dict[str, Any], call: Call) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from agents.config import AgentConfig
 from sipcore import sip_to_q850
 from sipcore.causes import CallStatus
 from sipcore.engine import Call, IncomingCall, RefusedCall
@@ -75,14 +76,15 @@ class InboundRouter:
             return
         agent = decision.agent
         config = agent["config"]
+        typed = AgentConfig.load(config)
         row = await events.inbound(self.db, decision.org_id, {
             **self._base(incoming), "status": CallStatus.RINGING, "to_number": decision.to_number,
             "agent_id": agent["id"], "agent_name": agent["name"], "agent_config": config,
             "engine_call_id": incoming.engine_call_id,
             "number_id": decision.number["id"] if decision.number else None,
             "trunk_id": decision.number["trunk_id"] if decision.number else None,
-            "record": bool(config.get("recording_enabled", True)),
-            "max_duration_seconds": config.get("max_duration_seconds"),
+            "record": typed.recording_enabled,
+            "max_duration_seconds": typed.max_duration_seconds,
         })  # the row exists before the INVITE is answered
         self.start_session(row, incoming.call, self.trunk(row["trunk_id"]) if row["trunk_id"] else None)
         await incoming.call.answer()

@@ -157,9 +157,9 @@ class MediaLoop:
             for ev in events:
                 by_key.setdefault(ev.key, []).append(ev)
             for key, evs in by_key.items():
-                leg = self.legs.get(key)
-                if leg is not None:
-                    leg.on_events(evs)
+                target = self.legs.get(key)
+                if target is not None:
+                    target.on_events(evs)
         for leg in self.legs.values():
             self._top_up(leg, pad=True)
 

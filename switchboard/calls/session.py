@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+from agents.config import AgentConfig
 from agents.conversation import Conversation
 from agents.factory import KeyLookup, build_engine
 from agents.knowledge import answerer_for
@@ -36,6 +37,14 @@ log = logging.getLogger(__name__)
 
 _DIAL_REASONS = {CallStatus.BUSY: DisconnectionReason.DIAL_BUSY, CallStatus.NO_ANSWER: DisconnectionReason.DIAL_NO_ANSWER,
                  CallStatus.FAILED: DisconnectionReason.DIAL_FAILED}
+_LOCAL_ENDS = {  # our own endings of an unanswered call, in words (the stack's close text, e.g.
+    # "Rejected by user" for our CANCEL, does not say why)
+    HangupCause.NO_ANSWER: "not answered within the answer timeout; canceled",
+    HangupCause.RECOVERY_ON_TIMER_EXPIRE: "no response from the destination within the setup timeout "
+                                          "(unreachable, or not a SIP peer)",
+    HangupCause.ORIGINATOR_CANCEL: "canceled before it was answered",
+    HangupCause.SYSTEM_SHUTDOWN: "the server stopped",
+}
 CLOSE_GRACE = 5.0  # seconds the conversation gets to save its last turn before the final status is written
 
 
@@ -97,7 +106,7 @@ class CallSession:
         self.org_id: UUID | None = row.get("org_id")
         self.call = call
         self.trunk = trunk
-        self.agent: dict[str, Any] = row.get("agent_config") or {}
+        self.agent = AgentConfig.load(row.get("agent_config"))
         self.reason: DisconnectionReason | None = None  # why we ended it, when we did
         self.recorder: StereoRecorder | None = None
         self.answered_at: datetime | None = None
@@ -184,18 +193,18 @@ class CallSession:
                             on_media_timeout=self._on_media_timeout, on_speech=self.conversation.on_speech,
                             endpointing=self._endpointing())
         self.conversation.start()
-        max_duration = self.row.get("max_duration_seconds") or self.agent.get("max_duration_seconds")
+        max_duration = self.row.get("max_duration_seconds") or self.agent.max_duration_seconds
         if max_duration:
             self._spawn(self._limit(float(max_duration)), "max-duration")
 
     async def _conversation(self) -> Conversation:
         agent = self.agent
-        voice = self.deps.voices.get(agent.get("voice_id") or DEFAULT_VOICE_ID) or \
+        voice = self.deps.voices.get(agent.voice_id or DEFAULT_VOICE_ID) or \
             self.deps.voices.get(DEFAULT_VOICE_ID)
         user_data = self.row.get("user_data") or {}
-        engine = await build_engine(agent, user_data, keys=self.deps.keys(self.row.get("org_id")),
+        engine = await build_engine(agent.stored(), user_data, keys=self.deps.keys(self.row.get("org_id")),
                                     knowledge=answerer_for(self.deps.knowledge, self.row.get("org_id"),
-                                                           agent.get("knowledge_base_ids")),
+                                                           agent.knowledge_base_ids),
                                     allow_private_tools=self.deps.allow_private_tools,
                                     call={"call_id": str(self.id), "agent_id": self.row.get("agent_id"),
                                           "from_number": self.row.get("from_number"),
@@ -204,10 +213,11 @@ class CallSession:
                                           "metadata": self.row.get("metadata") or {}, "user_data": user_data})
         # Cloud speech providers are per call (the organization's keys); local ones are process-wide.
         keys = self.deps.keys(self.row.get("org_id"))
-        stt = await make_stt(agent.get("stt"), keys, local=self.deps.stt, language=agent.get("language"))
+        stt = await make_stt(agent.stt.model_dump(), keys, local=self.deps.stt, language=agent.language)
         tts = self.deps.tts
         if voice is not None:
-            tts = await make_tts(voice, keys, local=self.deps.tts, voice_settings=agent.get("voice_settings"))
+            tts = await make_tts(voice, keys, local=self.deps.tts,
+                                 voice_settings=agent.voice_settings.model_dump() if agent.voice_settings else None)
             if tts is self.deps.tts:
                 voice = fallback_voice(voice, self.deps.voices)
         owned = [p for p in (stt, tts) if p is not self.deps.stt and p is not self.deps.tts]
@@ -217,12 +227,12 @@ class CallSession:
         return Conversation(agent, user_data, SessionIO(self), stt=stt, tts=tts,
                             engine=engine, voice=voice.engine_voice if voice else "en-us",
                             agent_name=self.row.get("agent_name") or "agent",
-                            phrases=(agent.get("stt") or {}).get("phrases") or None,
+                            phrases=agent.stt.phrases or None,
                             fallback_stt=self.deps.stt,
                             fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
 
     def _endpointing(self) -> EndpointingConfig:
-        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)))
+        return EndpointingConfig(interruptible=self.agent.interruptible)
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
@@ -305,6 +315,8 @@ def error_message(status: str, end: CallEnd) -> str | None:
     local error (no answer in time, unreachable…). None for completed calls."""
     if status == CallStatus.COMPLETED:
         return None
+    if end.hangup_by is HangupBy.LOCAL and end.sip_status is None and end.cause in _LOCAL_ENDS:
+        return _LOCAL_ENDS[HangupCause(end.cause)]
     text = (end.reason or "").strip()
     if end.sip_status is not None and not text.startswith(str(end.sip_status)):
         text = f"{end.sip_status} {text}".strip()

@@ -53,7 +53,7 @@ class Telephony(OfflineCalls):
         super().__init__()
         self.settings = settings
         self.db = db
-        self.worker = settings.worker
+        self.worker: str = settings.worker
         self.engine = engine or create_engine()
         self.media = MediaLoop(media_timeout=settings.media_timeout_seconds)
         self.supervisor = TrunkSupervisor(self.engine, db, secrets)

@@ -181,6 +181,14 @@ async def test_end_and_cancel(tenant, agent, db):
     assert (await tenant.post(f"/calls/{call_id}/end"))[0] == 409
     events = await call_store.events(db, uuid.UUID(call_id))
     assert [e["status"] for e in events] == ["pending", "canceled"]
+    status, body = await tenant.get(f"/calls/{call_id}/events")
+    assert status == 200 and [(e["kind"], e["status"]) for e in body["data"]] == [
+        ("status", "pending"), ("status", "canceled")]
+    assert body["data"][0]["id"] < body["data"][1]["id"]
+    names = [r["event"] for r in await db.fetch("SELECT event FROM outbox WHERE call_id = $1 ORDER BY id",
+                                                uuid.UUID(call_id))]
+    assert names == ["call_status", "call_status", "call_failed"], names  # each write with its outbox rows
+    assert (await tenant.get(f"/calls/{uuid.uuid4()}/events"))[0] == 404
 
     _, body = await tenant.post("/calls", {"to_number": "sip:bob@127.0.0.1", "agent_id": agent["id"]}, expect=201)
     live_id = body["data"]["id"]
@@ -215,3 +223,55 @@ async def test_draining_server_refuses_new_calls(tenant, agent):
     status, body = await tenant.post("/calls", {"to_number": "sip:bob@127.0.0.1", "agent_id": agent["id"]})
     assert status == 503 and body["error"]["code"] == "unavailable"
     tenant.client.app[CALLS].accepting = True
+
+
+async def test_end_of_a_call_live_on_another_worker_asks_that_worker(tenant, agent, db, monkeypatch):
+    """The answering worker never marks another worker's live call ended: it asks through the row, the
+    owner hangs up (here: a stand-in for worker w2's housekeeping loop ending its session), and the
+    request answers with the final status; with no answer from the owner it is 202, the call untouched."""
+    import asyncio
+
+    from switchboard.calls import control, events
+
+    monkeypatch.setattr(control, "END_WAIT", 2.0)
+
+    async def live_on(worker: str) -> uuid.UUID:
+        _, body = await tenant.post("/calls", {"to_number": "sip:bob@127.0.0.1", "agent_id": agent["id"]},
+                                    expect=201)
+        call_id = uuid.UUID(body["data"]["id"])
+        await call_store.transition(db, call_id, "in_progress", allowed_from=("pending",), worker_id=worker,
+                                    answered_at=datetime.now(UTC))
+        return call_id
+
+    async def worker_w2() -> None:  # what Telephony._housekeeping + the session's end do on w2
+        while True:
+            for req in await call_store.hangups_requested(db, "w2"):
+                await events.transition(db, req["id"], "completed", allowed_from=("in_progress",),
+                                        ended_at=datetime.now(UTC), hangup_cause="NORMAL_CLEARING",
+                                        disconnection_reason=req["hangup_requested"])
+            await asyncio.sleep(0.05)
+
+    answered = await live_on("w2")
+    owner = asyncio.create_task(worker_w2())
+    try:
+        status, body = await tenant.post(f"/calls/{answered}/end")
+    finally:
+        owner.cancel()
+    assert status == 200 and body["data"]["status"] == "completed", body
+    assert body["data"]["disconnection_reason"] == "api_hangup"
+
+    silent = await live_on("w3")  # its worker does not answer (e.g. busy): nothing is faked
+    status, body = await tenant.post(f"/calls/{silent}/end")
+    assert status == 202 and body["data"]["status"] == "in_progress", body
+    row = await db.fetchrow("SELECT * FROM calls WHERE id = $1", silent)
+    assert row["hangup_requested"] == "api_hangup" and row["ended_at"] is None
+
+
+async def test_ownerless_rows_expire(db):
+    old = await db.fetchval("INSERT INTO calls (org_id, direction, status, to_number, created_at)"
+                            " VALUES (NULL, 'inbound', 'failed', '+15550009404', now() - interval '8 days') RETURNING id")
+    recent = await db.fetchval("INSERT INTO calls (org_id, direction, status, to_number)"
+                               " VALUES (NULL, 'inbound', 'failed', '+15550009405') RETURNING id")
+    assert await call_store.expire_ownerless(db, 7 * 86400) == 1
+    left = {r["id"] for r in await db.fetch("SELECT id FROM calls WHERE org_id IS NULL")}
+    assert left == {recent} and old not in left

@@ -7,6 +7,7 @@ import signal
 import time
 import wave
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +63,10 @@ async def wait_recording_bytes(path: Path, size: int, timeout: float = 10.0) -> 
     raise AssertionError(f"{path} did not grow to {size} bytes")
 
 
+def ts(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 async def snapshot(server: Server) -> dict[str, Any]:
     """Everything but the live call, to compare across the crash."""
     return {
@@ -84,6 +89,7 @@ async def test_kill_9_mid_call_then_restart_closes_the_call(server_factory: Call
         recording = Path((await srv.row(live["call_id"]))["recording_path"])
         await wait_recording_bytes(recording, 44 + 2 * 8000 * 4)  # ≥ 2 s of stereo audio on disk
         srv.kill()
+        killed_at = datetime.now(UTC)
     finally:
         await peer.stop()  # the softphone dies too: no BYE reaches anyone
     orphan = await srv.row(live["call_id"])
@@ -92,7 +98,12 @@ async def test_kill_9_mid_call_then_restart_closes_the_call(server_factory: Call
     await asyncio.to_thread(srv.start)  # same database, data dir, ports and worker id
     closed = await srv.call(live["call_id"])
     assert (closed["status"], closed["hangup_cause"]) == ("completed", "SYSTEM_SHUTDOWN"), closed
-    assert closed["ended_at"] and closed["answered_at"] and closed["disconnection_reason"] == "error"
+    assert closed["ended_at"] and closed["answered_at"] and closed["disconnection_reason"] == "system_shutdown"
+    # it ended at its last evidence of life (the recording's last write), not at the restart: the
+    # downtime is not billed as call time
+    ended, answered = ts(closed["ended_at"]), ts(closed["answered_at"])
+    assert answered < ended <= killed_at, (closed, killed_at)
+    assert closed["duration_seconds"] <= (killed_at - answered).total_seconds() + 1, closed
     history = [e["status"] for e in await srv.events(live["call_id"]) if e["kind"] == "status"]
     assert history[-1] == "completed" and history.count("completed") == 1, history
 

@@ -94,28 +94,36 @@ async def test_rfc4733_digits_from_caller_become_events(server: Server, tenant: 
     assert [e["detail"]["digit"] for e in dtmf] == ["1"]
 
 
-async def refused_by_server(server: Server, workdir: Path, number: str) -> None:
+async def refused_by_server(server: Server, workdir: Path, number: str, *extra: str) -> None:
     """sipp calls ``number`` and must get a final 486 (what the engine can put on the wire) and ACK it."""
     sf = scenario("uac_expect_reject.xml", workdir, STATUS="486", UA="sipp-e2e")
-    async with running(uac_to(sf, server.sip_target, number), cwd=workdir, limit=20, name="sipp") as sipp:
+    async with running(uac_to(sf, server.sip_target, number, *extra), cwd=workdir, limit=20, name="sipp") as sipp:
         result = await sipp.wait(15)
     assert result.rc == 0, result.stdout[-2000:] + result.stderr[-2000:]
 
 
-async def test_unknown_number_is_refused_and_recorded_without_tenant(server: Server, tenant: dict[str, Any],
+async def test_unknown_number_from_a_stranger_is_counted_not_stored(server: Server, tenant: dict[str, Any],
                                                                     workdir: Path) -> None:
+    """From an address inside no organization's trunk inbound_cidrs (127.0.0.2): refused, logged, no row."""
     number = "+15550009404"
+    await refused_by_server(server, workdir, number, "-i", "127.0.0.2")
+    assert await server.sql("SELECT * FROM calls WHERE to_number = $1", number) == []
+    assert "refused INVITE from 127.0.0.2: unknown_number" in server.logs(400)
+
+
+async def test_unknown_number_from_inside_a_tenants_cidrs_is_theirs(server: Server, tenant: dict[str, Any],
+                                                                   workdir: Path) -> None:
+    """From 127.0.0.1, inside the tenant's trunk inbound_cidrs: a mis-routed number its operator sees."""
+    number = "+15550009405"
     await refused_by_server(server, workdir, number)
-    rows = await server.sql("SELECT * FROM calls WHERE to_number = $1", number)
-    assert len(rows) == 1, rows
-    row = rows[0]
-    assert row["org_id"] is None and row["direction"] == "inbound"
-    assert (row["status"], row["disconnection_reason"], row["sip_status"], row["hangup_cause"]) == \
-        ("failed", "unknown_number", 404, "UNALLOCATED_NUMBER")
-    assert row["ended_at"] is not None and row["sip_call_id"] and row["sip_source"].startswith("127.0.0.1:")
-    assert row["answered_at"] is None and row["recording_path"] is None
-    # no tenant sees it
-    assert not await server.ok("GET", "/calls", params={"search": number})
+    failed = await server.ok("GET", "/calls", params={"status": "failed", "search": number})
+    assert len(failed) == 1, failed
+    call = failed[0]
+    assert (call["direction"], call["disconnection_reason"], call["sip_status"], call["hangup_cause"]) == \
+        ("inbound", "unknown_number", 404, "UNALLOCATED_NUMBER"), call
+    assert call["ended_at"] and call["answered_at"] is None and "404" in call["error_message"]
+    row = await server.row(call["call_id"])
+    assert row["sip_source"].startswith("127.0.0.1:") and row["org_id"] is not None
 
 
 @pytest.mark.parametrize(("case", "reason", "sip_status"), [

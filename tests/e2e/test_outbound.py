@@ -82,8 +82,10 @@ async def test_answered_call_completes_with_history_and_echoed_greeting(server: 
 @pytest.mark.parametrize(("scenario_name", "subst", "status", "cause", "reason"), [
     ("uas_status.xml", {"STATUS": "486", "REASON": "Busy Here"}, "busy", "USER_BUSY", "dial_busy"),
     ("uas_status.xml", {"STATUS": "603", "REASON": "Decline"}, "failed", "CALL_REJECTED", "dial_failed"),
+    ("uas_status.xml", {"STATUS": "503", "REASON": "Service Unavailable"}, "failed", "NORMAL_TEMPORARY_FAILURE",
+     "dial_failed"),
     ("uas_ring.xml", {}, "no_answer", "NO_ANSWER", "dial_no_answer"),
-], ids=["busy", "decline", "no_answer"])
+], ids=["busy", "decline", "unavailable", "no_answer"])
 async def test_unanswered_outcomes(server: Server, agent_id: str, workdir: Path, scenario_name: str,
                                    subst: dict[str, str], status: str, cause: str, reason: str) -> None:
     args, port = uas(workdir, scenario_name, **subst)
@@ -98,8 +100,14 @@ async def test_unanswered_outcomes(server: Server, agent_id: str, workdir: Path,
     assert (done["status"], done["hangup_cause"], done["disconnection_reason"]) == (status, cause, reason), done
     assert done["answered_at"] is None and done["ended_at"] and done["sip_call_id"]
     assert done["duration_seconds"] in (0, 0.0, None) and done["recording_url"] is None
+    if "STATUS" in subst:  # the far end's own answer, status and reason phrase, in the API and in the log
+        assert done["sip_status"] == int(subst["STATUS"]), done
+        assert done["error_message"] == f"{subst['STATUS']} {subst['REASON']}", done
+        assert f"call {call['call_id']} {status}: {reason}" in server.logs(400)
+        assert f"{subst['STATUS']} {subst['REASON']}" in server.logs(400)
     if status == "no_answer":
         assert ANSWER_TIMEOUT - 0.5 < elapsed < ANSWER_TIMEOUT + 4, elapsed
+        assert done["sip_status"] is None and "not answered" in done["error_message"], done
     history = [e["status"] for e in await server.events(call["call_id"]) if e["kind"] == "status"]
     assert history == ["pending", "ringing", status], history
 
@@ -114,6 +122,8 @@ async def test_unreachable_fails_after_setup_timeout(server: Server, agent_id: s
         ("failed", "RECOVERY_ON_TIMER_EXPIRE", "dial_failed"), done
     assert done["answered_at"] is None and done["ended_at"]
     assert SETUP_TIMEOUT - 0.5 < elapsed < SETUP_TIMEOUT + 4, elapsed
+    assert done["sip_status"] is None and "no response" in done["error_message"], done  # the local error
+    assert f"call {call['call_id']} failed: dial_failed" in server.logs(400)
     history = [e["status"] for e in await server.events(call["call_id"]) if e["kind"] == "status"]
     assert history == ["pending", "failed"], history
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from sipcore.causes import CallStatus, cause_to_call_status, sip_to_call_status, sip_to_q850
+from sipcore.causes import (
+    DIAL_REFUSALS,
+    CallStatus,
+    DisconnectionReason,
+    cause_to_call_status,
+    sip_to_call_status,
+    sip_to_q850,
+)
+from sipcore.errors import DialRefused
 
 
 @pytest.mark.parametrize(
@@ -62,3 +70,14 @@ def test_cause_to_call_status() -> None:
     assert cause_to_call_status("ORIGINATOR_CANCEL") is CallStatus.CANCELED
     assert cause_to_call_status("CALL_REJECTED") is CallStatus.FAILED
     assert str(CallStatus.NO_ANSWER) == "no_answer"
+
+
+def test_dial_refusal_reasons_are_one_vocabulary() -> None:
+    """The dialer once tested ``reason == "bad_uri"`` while the engine raised ``"invalid_uri"``: the
+    reason is now a DisconnectionReason, and a name outside the dial refusals cannot be raised."""
+    exc = DialRefused("no host", reason="invalid_uri")
+    assert exc.reason is DisconnectionReason.INVALID_URI and exc.reason in DIAL_REFUSALS
+    with pytest.raises(ValueError):
+        DialRefused("no host", reason="bad_uri")
+    with pytest.raises(ValueError):
+        DialRefused("x", reason="user_hangup")  # a reason, but not one the engine may give for a dial

@@ -53,6 +53,7 @@ async def main(calls: int, dsn: str | None) -> None:
     from store.migrate import migrate
     from switchboard.platform.service import PlatformConfig, PlatformService
 
+    admin = None
     if dsn is None:
         admin = embedded_database_url(Path("/tmp/sbbench-wh"))
         name = f"bench_{uuid.uuid4().hex[:8]}"
@@ -117,6 +118,10 @@ async def main(calls: int, dsn: str | None) -> None:
     failures = await pool.fetchval("SELECT count(*) FROM webhook_attempts WHERE status_code IS DISTINCT FROM 200")
     print(f"  failed attempts: {failures}; duplicates: {len(arrivals) - len({a['id'] for a in arrivals})}")
     await pool.close()
+    if admin is not None:  # the database this run created
+        conn = await asyncpg.connect(admin)
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
 
 
 if __name__ == "__main__":

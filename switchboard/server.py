@@ -88,6 +88,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[CALLS] = tel
             app[TELEPHONY] = tel
             app[HEALTH_CHECKS]["sip"] = tel.healthy
+            app[HEALTH_CHECKS]["realtime"] = lambda: not tel.overload.degraded
             yield
         finally:
             await tel.stop()

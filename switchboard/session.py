@@ -197,7 +197,7 @@ class CallSession:
                             fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
 
     def _endpointing(self) -> EndpointingConfig:
-        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)))
+        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)), speculate_ms=250.0)
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -29,6 +29,7 @@ from trunks.supervisor import TrunkSupervisor
 from .config import Settings
 from .dialer import Dialer
 from .media_loop import MediaLoop
+from .overload import Overload
 from .session import CallSession, SessionDeps
 from .tasks import TaskSet
 
@@ -59,6 +60,7 @@ class Telephony:
         self._tasks = TaskSet()
         self.secrets = secrets
         self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.overload = Overload(self.stt)  # bounds the shared recogniser's queue; admission; /health
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
@@ -82,6 +84,7 @@ class Telephony:
         await self.supervisor.start()
         self._spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
         self.media.start()
+        self.overload.start()
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)
@@ -104,6 +107,7 @@ class Telephony:
         await self.engine.stop()
         await self._wait_sessions(10)
         await self.media.stop()
+        await self.overload.stop()
         await self.supervisor.stop()
         await self.stt.aclose()
         self.running = False
@@ -179,6 +183,8 @@ class Telephony:
         base = {"from_number": incoming.from_user or None, "sip_call_id": incoming.sip_call_id,
                 "sip_source": source, "engine_call_id": incoming.engine_call_id, "worker_id": self.settings.worker,
                 "started_at": datetime.now(UTC)}
+        if not isinstance(decision, inbound.Refusal) and not self.overload.admit():  # before frames slip
+            decision = inbound.Refusal(503, "overloaded", decision.to_number, decision.org_id, decision.number)
         if isinstance(decision, inbound.Refusal):
             await self._record_refusal(decision.org_id, decision.to_number, decision.status, decision.reason,
                                        base, decision.number)

@@ -19,6 +19,7 @@ import numpy as np
 
 from media.resample import Resampler
 
+from ..childproc import priority_preexec
 from .base import ProviderError, SynthesisStream, TextToSpeech
 
 DEFAULT_WPM = 175  # espeak-ng's default speaking rate (words per minute), = speed 1.0
@@ -80,7 +81,7 @@ class EspeakTTS(TextToSpeech):
                 proc = await asyncio.create_subprocess_exec(
                     self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm),
                     stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, preexec_fn=priority_preexec(),  # realtime (= first-minute)
                 )
             except OSError as e:
                 raise ProviderError(f"cannot start espeak-ng: {e}", retryable=False, reason="not_installed",

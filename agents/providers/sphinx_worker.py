@@ -10,6 +10,7 @@ Processes are spawned (not forked): the server has native SIP/RTP threads.
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -32,8 +33,11 @@ _METHODS = frozenset({"start_utt", "end_utt", "process_raw", "lookup_word", "add
                       "remove_search"})
 
 
-def _serve(conn: Connection, config: dict[str, Any]) -> None:
+def _serve(conn: Connection, config: dict[str, Any], parent_pid: int) -> None:
     """The child process: one decoder, one request at a time."""
+    from agents.childproc import harden
+
+    harden(parent_pid)  # realtime branch; first-minute wires the same call: keep one
     try:
         import pocketsphinx
 
@@ -72,7 +76,7 @@ class RemoteDecoder:
     def __init__(self, config: dict[str, Any]) -> None:
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, config), name="pocketsphinx", daemon=True)
+        self._proc = ctx.Process(target=_serve, args=(child, config, os.getpid()), name="pocketsphinx", daemon=True)
         self._proc.start()
         child.close()
         self._lock = threading.Lock()

@@ -6,10 +6,12 @@ Two measurements decide:
 - the shared local recogniser's load (agents.stt_load.SttLoad): utterances shed, or decoding degraded to
   the phrase grammar, in the last few seconds.
 
-`degraded` (for `/health` and metrics): the loop's p95 lateness over the window passed ``degraded_ms``,
-or speech-to-text is overloaded. `admit()` (the inbound path asks before answering a new call) refuses
-earlier than frames slip: when the p95 lateness passes ``refuse_ms`` (half a frame by default) or
-speech-to-text is overloaded, or the worker is already at ``max_calls`` talking calls.
+`degraded` (for `/health` and metrics): over the last ``window_s`` seconds more than ``late_share`` (1 %)
+of the timer's wake-ups came more than a frame (20 ms) late — frames are slipping — or speech-to-text is
+overloaded. `admit()` (the inbound path asks before answering a new call) refuses earlier than frames slip:
+when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 ms: three quarters of a
+frame) late, or speech-to-text is overloaded, or the worker already has ``max_calls`` calls.
+``SWITCHBOARD_ADMISSION=off`` keeps measuring but never refuses (benchmarks on a shared machine).
 `snapshot()` gives the counters (lateness percentiles, refusals, STT pending/shed/degraded) for export.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -33,12 +36,16 @@ PERIOD = 0.020
 
 
 class Overload:
-    def __init__(self, stt: Any = None, *, refuse_ms: float = 10.0, degraded_ms: float = 20.0,
-                 window_s: float = 5.0, max_calls: int | None = None,
-                 active_calls: Callable[[], int] | None = None) -> None:
+    def __init__(self, stt: Any = None, *, refuse_ms: float = 15.0, degraded_ms: float = 20.0,
+                 late_share: float = 0.01, window_s: float = 5.0, max_calls: int | None = None,
+                 active_calls: Callable[[], int] | None = None, admission: bool | None = None) -> None:
         """``stt``: the worker's shared local recogniser; an SttLoad is attached to it (the conversations
         ask it before every decode) unless it carries one already."""
         self.refuse_ms, self.degraded_ms, self.window_s = refuse_ms, degraded_ms, window_s
+        self.late_share = late_share
+        if admission is None:
+            admission = os.environ.get("SWITCHBOARD_ADMISSION", "on").strip().lower() not in ("off", "0", "no")
+        self.admission = admission
         self.max_calls, self.active_calls = max_calls, active_calls
         self.stt_load: SttLoad | None = load_of(stt)
         if self.stt_load is None and stt is not None:
@@ -79,18 +86,23 @@ class Overload:
     def lateness_p95_ms(self) -> float:
         return float(np.percentile(self._lateness, 95)) if self._lateness else 0.0
 
+    def late_share_over(self, ms: float) -> float:
+        """Share of the window's wake-ups that came more than ``ms`` late."""
+        lat = self._lateness
+        return sum(1 for x in lat if x > ms) / len(lat) if lat else 0.0
+
     @property
     def stt_overloaded(self) -> bool:
         return self.stt_load is not None and self.stt_load.overloaded
 
     @property
     def degraded(self) -> bool:
-        return self.lateness_p95_ms() > self.degraded_ms or self.stt_overloaded
+        return self.late_share_over(self.degraded_ms) > self.late_share or self.stt_overloaded
 
     def admit(self) -> bool:
         """May the worker answer one more call without its live calls' audio slipping?"""
         reason = self.refusal_reason()
-        if reason is None:
+        if reason is None or not self.admission:
             self.admitted += 1
             return True
         self.refused += 1
@@ -100,9 +112,10 @@ class Overload:
     def refusal_reason(self) -> str | None:
         if self.max_calls is not None and self.active_calls is not None and self.active_calls() >= self.max_calls:
             return f"{self.active_calls()} calls up (limit {self.max_calls})"
-        p95 = self.lateness_p95_ms()
-        if p95 > self.refuse_ms:
-            return f"the event loop runs {p95:.1f} ms late (p95 over {self.window_s:g} s; limit {self.refuse_ms:g})"
+        share = self.late_share_over(self.refuse_ms)
+        if share > self.late_share:
+            return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
+                    f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
         if self.stt_overloaded:
             return "speech-to-text is overloaded (utterances shed or decoding degraded)"
         return None
@@ -121,6 +134,9 @@ class Overload:
         lat = list(self._lateness)
         out: dict[str, Any] = {
             "degraded": self.degraded, "admitted": self.admitted, "refused": self.refused,
+            "admission": self.admission,
+            "late_share": {f">{self.refuse_ms:g}ms": round(self.late_share_over(self.refuse_ms), 4),
+                           f">{self.degraded_ms:g}ms": round(self.late_share_over(self.degraded_ms), 4)},
             "loop_lateness_ms": {"p50": round(float(np.percentile(lat, 50)), 2) if lat else None,
                                  "p95": round(float(np.percentile(lat, 95)), 2) if lat else None,
                                  "max": round(max(lat), 2) if lat else None},

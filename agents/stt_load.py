@@ -49,6 +49,7 @@ class SttLoad:
         self._recent: deque[tuple[float, float]] = deque(maxlen=64)  # (finished at, latency ms)
         self._last_shed = -1e9
         self._degraded = False
+        self._in_flight: list[float] = []  # start times of the admitted utterances without a final yet
 
     # -- per utterance ---------------------------------------------------------------------------------
     def begin(self) -> float | None:
@@ -59,6 +60,7 @@ class SttLoad:
             self._last_shed = now
             return None
         self.pending += 1
+        self._in_flight.append(now)
         self.stats.admitted += 1
         if self.degraded:
             self.stats.degraded_utterances += 1
@@ -68,6 +70,8 @@ class SttLoad:
         """The utterance's final transcript is out (or it was abandoned); returns its latency in ms."""
         now = self.clock()
         self.pending = max(0, self.pending - 1)
+        if started in self._in_flight:
+            self._in_flight.remove(started)
         latency = (now - started) * 1000.0
         if completed:
             self.stats.completed += 1
@@ -77,10 +81,12 @@ class SttLoad:
 
     # -- state -----------------------------------------------------------------------------------------
     def recent_latency_ms(self) -> float:
-        """Median latency of the utterances finished in the last window (0 when none)."""
+        """Median latency of the utterances finished in the last window, or the age of the oldest one still
+        waiting if that is longer (decodes slower than the window still count); 0 when idle."""
         now = self.clock()
         vals = [lat for at, lat in self._recent if now - at <= self.window_s]
-        return float(np.median(vals)) if vals else 0.0
+        waiting = (now - min(self._in_flight)) * 1000.0 if self._in_flight else 0.0
+        return max(float(np.median(vals)) if vals else 0.0, waiting)
 
     @property
     def degraded(self) -> bool:

@@ -30,8 +30,7 @@ from aiohttp import WSMsgType, web
 
 BYTES_PER_SECOND = 32000  # linear16 mono 16 kHz
 TRANSCRIPT = "I would like to know what Switchboard does"
-REPLY = ["Sure!", " Switchboard", " answers", " phone", " calls", " with", " an", " AI", " agent.", " It",
-         " runs", " on", " your", " own", " server."]
+REPLY = ["Sure!", " Switchboard", " answers", " your", " calls."]
 VOICED_RMS = 300.0
 
 

@@ -380,6 +380,8 @@ def report(args: argparse.Namespace, res: Run) -> None:
         vv = [t.v2v_ms for t in sub if t.v2v_ms is not None]
         print(f"   mid-sentence pause {pause:>4} ms: {len(sub):>3} turns, cut off {sum(t.cut_off for t in sub):>2}, "
               f"v2v p50 {np.percentile(vv, 50) if vv else float('nan'):.0f} ms")
+    for t in missing:
+        print(f"   no reply within 5 s: {t.text!r}")
     c = res.conversation
     if c and c.get("speculations") is not None:
         started = c["speculations"] or 0

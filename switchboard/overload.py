@@ -57,6 +57,7 @@ class Overload:
         self.admitted = 0
         self.degraded_since: float | None = None
         self.degraded_seconds = 0.0  # total time spent degraded (metrics)
+        self._last_log = -1e9
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -125,7 +126,9 @@ class Overload:
         if self.degraded:
             if self.degraded_since is None:
                 self.degraded_since = now
-                log.warning("worker degraded: %s", self.snapshot())
+                if now - self._last_log >= 10.0:  # flapping must not flood the log
+                    self._last_log = now
+                    log.warning("worker degraded: %s", self.snapshot())
         elif self.degraded_since is not None:
             self.degraded_seconds += now - self.degraded_since
             self.degraded_since = None

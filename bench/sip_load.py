@@ -551,7 +551,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
         probe.recording = stt_timer.recording = False
         s1 = probe.snap()
         res.steady_wall = (w0, time.time())
-        res.stt_latencies_ms, res.stt_flushes, res.stt_finals = stt_timer.latencies_ms, stt_timer.flushes, \
+        res.stt_latencies_ms, res.stt_flushes, res.stt_finals = list(stt_timer.latencies_ms), stt_timer.flushes, \
             stt_timer.finals
         overload = getattr(tel, "overload", None)
         if overload is not None:

@@ -1,6 +1,6 @@
 """Voice-to-voice latency of a real SIP call, measured at the caller, with cloud-like provider stand-ins.
 
-    python -m bench.v2v [--turns 36] [--speculate-ms 250] [--stop-ms 600] [--pauses 0,250,350,450]
+    python -m bench.v2v [--turns 36] [--speculate-ms 200] [--stop-ms 600] [--pauses 0,250,350,450]
 
 The worker is the real server's telephony in this process (baresip SIP engine, shared media tick, Silero
 VAD, endpointing, the conversation runtime) with an agent that uses cloud providers — all pointed at the
@@ -423,7 +423,7 @@ def report(args: argparse.Namespace, res: Run) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=36)
-    ap.add_argument("--speculate-ms", type=float, default=250.0, help="0: no speculation (today's path)")
+    ap.add_argument("--speculate-ms", type=float, default=200.0, help="0: no speculation (today's path)")
     ap.add_argument("--stop-ms", type=float, default=600.0, help="the endpointer's confirmation silence")
     ap.add_argument("--pauses", default="0,0,250,350,450,0",
                     help="mid-sentence pause per turn, cycled (ms; 0 = a plain sentence)")

@@ -197,7 +197,9 @@ class CallSession:
                             fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
 
     def _endpointing(self) -> EndpointingConfig:
-        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)), speculate_ms=250.0)
+        # speculate at 200 ms of silence (a streaming recogniser is finalised and the reply prepared, held),
+        # speak at the endpointer's 600 ms (realtime branch; call-domain moves this file)
+        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)), speculate_ms=200.0)
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

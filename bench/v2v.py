@@ -163,11 +163,13 @@ async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnRes
                 next_at = loop.time()
 
         def comfort() -> np.ndarray:
+            if call.tx_buffered >= 2 * FRAME:  # never let the caller's transmit queue grow (timing stays true)
+                return np.zeros(0, np.int16)
             return noise.normal(0, 30, FRAME).astype(np.int16)
 
-        # settle: let the greeting (if any) play out, listen until 1 s of quiet
+        # settle: let media start and the greeting (if any) play out; listen until 2 s of quiet
         quiet_since = loop.time()
-        while loop.time() - quiet_since < 1.0:
+        while loop.time() - quiet_since < 2.0:
             await tick()
             call.write_pcm(comfort())
             if _rms(call.read_pcm()) > VOICED_RMS:

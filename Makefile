@@ -11,7 +11,7 @@ SILERO := silero-vad==6.2.3
 # pulling gigabytes of CUDA packages as a dependency.
 TORCH := torch==2.13.0
 
-.PHONY: run test install install-test lint bench-api bench-sip bench-media bench-knowledge clean
+.PHONY: run test install install-test lint bench-api bench-sip bench-v2v bench-media bench-knowledge clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,9 +47,17 @@ test: install-test
 bench-api: install-test
 	$(BIN)/python -m bench.api_load $(BENCH_ARGS)
 
-## N concurrent sipp calls with G.711 audio against one worker: make bench-sip BENCH_ARGS="--calls 100 --seconds 30"
+## N concurrent TALKING sipp calls (G.711; a sentence, 4 s of listening, the next) against one worker, every
+## process it starts counted as its CPU; frames on time, STT latency p50/p90. Other loads:
+##   make bench-sip BENCH_ARGS="--calls 100 --seconds 30 --audio tone"      (callers that never speak)
+##   make bench-sip BENCH_ARGS="--calls 200 --workers 2 --stt cloud"        (Deepgram-protocol stand-in, two workers)
 bench-sip: install-test
 	$(BIN)/python -m bench.sip_load $(BENCH_ARGS)
+
+## Voice-to-voice at the caller of a real SIP call, ≥ 30 turns, cloud-like stand-ins (STT 150 ms, LLM 300 ms,
+## TTS 100 ms); speculative replies, their waste and the cut-off rate: make bench-v2v BENCH_ARGS="--speculate-ms 0"
+bench-v2v: install-test
+	$(BIN)/python -m bench.v2v $(BENCH_ARGS)
 
 # pipecat-ai (the comparison in bench-media) pins soxr and protobuf versions of its own: its own venv.
 .venv-pipecat/bin/python:

@@ -15,6 +15,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,7 @@ from .engines import ResponseEngine
 from .llm_turn import TurnEvent as EngineEvent
 from .providers.base import ProviderError, SpeechToText, TextDelta, TextToSpeech, Transcript, Usage
 from .sentences import SentenceSplitter
+from .stt_load import SttLoad, load_of
 from .templates import render
 from .tools import ToolOutcome
 from .turns import AgentTurn, TurnMetrics, summarize
@@ -39,6 +41,68 @@ PREROLL_SECONDS = 0.6  # audio kept before "user started speaking" fires (it fir
 APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
 STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
 MAX_STT_FAILURES = 3  # per call; after that the conversation stops listening (recorded)
+STREAM_PUSH_SECONDS = 0.1  # a streaming recogniser gets the caller's audio in blocks this long, as it comes
+
+
+@dataclass(eq=False)
+class CallerTurn:
+    """One caller turn, from USER_STARTED_SPEAKING to its confirmed end, and what STT made of it.
+
+    A streaming recogniser gets the audio as it comes and is flushed at each pause (USER_PAUSED) and at
+    the confirmed end; its finals are joined. Other recognisers get the whole turn at the confirmed end."""
+
+    started: TurnEvent | None
+    audio: list[np.ndarray] = field(default_factory=list)  # not yet handed to STT
+    audio_samples: int = 0
+    resampler: Resampler | None = None
+    segments: list[str] = field(default_factory=list)  # final transcripts of the flushed parts
+    flushes: int = 0
+    finals: int = 0
+    unflushed: bool = False  # audio went to STT since the last flush
+    confirmed: TurnEvent | None = None  # USER_STOPPED_SPEAKING
+    paused: TurnEvent | None = None  # the current USER_PAUSED (None once the caller resumed)
+    shed: bool = False  # the recogniser was overloaded: nothing of this turn is transcribed
+    stt_latency_ms: float | None = None
+    first_flush_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(t for t in self.segments if t).strip()
+
+    @property
+    def transcribed(self) -> bool:
+        """Every flushed part has its final and no audio waits for a flush."""
+        return self.finals >= self.flushes and not self.unflushed
+
+
+@dataclass(eq=False)
+class Speculation:
+    """A reply prepared at a pause, held (not played) until the endpointer confirms the turn's end."""
+
+    turn: CallerTurn
+    text: str
+    held: list[np.ndarray] = field(default_factory=list)
+    history: int | None = None  # the engine's message count before it (rolled back when discarded)
+    metrics: TurnMetrics | None = None
+    confirmed: asyncio.Event = field(default_factory=asyncio.Event)
+    discarded: bool = False
+    released: bool = False
+    agent_turn: AgentTurn | None = None
+
+
+class _ConfirmedTools:
+    """An engine's tools during a speculative reply: a tool runs only once the turn is confirmed (side
+    effects never happen for a speculation that is discarded)."""
+
+    def __init__(self, tools: Any, confirmed: asyncio.Event) -> None:
+        self._tools, self._confirmed = tools, confirmed
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._tools, name)
+
+    async def run(self, call: Any) -> Any:
+        await self._confirmed.wait()
+        return await self._tools.run(call)
 
 
 class CallIO(Protocol):
@@ -88,7 +152,7 @@ class Conversation:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
         self._preroll: deque[np.ndarray] = deque()
         self._preroll_samples = 0
-        self._utterance: list[np.ndarray] | None = None
+        self._caller: CallerTurn | None = None  # the caller turn being spoken
         self._turn: AgentTurn | None = None  # the agent turn being spoken (until its playout ends)
         self._reply: asyncio.Task[None] | None = None
         self._hangup_after_playout: str | None = None
@@ -96,7 +160,13 @@ class Conversation:
         self._speech: Any = None
         self._last_activity = clock()
         self._closed = False
-        self._pending_stops: deque[tuple[float, TurnEvent]] = deque()  # utterances sent to STT, in order
+        # flushes sent to STT, in order: (clock, the flush's event, SttLoad ticket, caller turn)
+        self._pending_stops: deque[tuple[float, TurnEvent, float | None, CallerTurn]] = deque()
+        self._spec: Speculation | None = None
+        self.speculations = 0  # speculative replies started
+        self.speculations_wasted = 0  # discarded because the caller went on
+        self.speculations_used = 0  # confirmed and spoken
+        self.stt_shed = 0  # caller turns the overloaded local recogniser did not take
         self._task: asyncio.Task[None] | None = None
         self._stt_reader: asyncio.Task[None] | None = None
         self._push_reader: asyncio.Task[None] | None = None
@@ -126,8 +196,12 @@ class Conversation:
     # -- inputs from the media tick (sync, never block) ----------------------------------------------
     def on_speech(self, pcm: np.ndarray) -> None:
         """Caller audio as the VAD analysed it (at ``speech_rate``), every tick."""
-        if self._utterance is not None:
-            self._utterance.append(pcm)
+        ct = self._caller
+        if ct is not None:
+            ct.audio.append(pcm)
+            ct.audio_samples += len(pcm)
+            if self._streaming() and ct.audio_samples >= STREAM_PUSH_SECONDS * self.speech_rate:
+                self._push(ct)
         else:
             self._preroll.append(pcm)
             self._preroll_samples += len(pcm)
@@ -193,7 +267,7 @@ class Conversation:
         return max(0.0, min(deadlines)) if deadlines else None
 
     def _idle(self) -> bool:
-        return self._utterance is None and self._turn is None and (self._reply is None or self._reply.done())
+        return self._caller is None and self._turn is None and (self._reply is None or self._reply.done())
 
     async def _on_timer(self) -> None:
         now = self.clock()
@@ -210,22 +284,89 @@ class Conversation:
         kind = event.kind
         if kind is TurnEventKind.USER_STARTED_SPEAKING:
             self._last_activity = self.clock()
-            self._utterance = list(self._preroll)
+            old = self._caller
+            if old is not None and old.confirmed is None:  # an unfinished turn (agent took the floor): dropped
+                self._discard_speculation(old)
+            started = CallerTurn(event, list(self._preroll), self._preroll_samples)
+            if self.speech_rate != self.stt.sample_rate:
+                started.resampler = Resampler(self.speech_rate, self.stt.sample_rate)
+            self._caller = started
             self._preroll.clear()
             self._preroll_samples = 0
+            if self._streaming():
+                self._push(started)
         elif kind is TurnEventKind.INTERRUPT:
             self.interruptions += 1
             await self._interrupt()
+        elif kind is TurnEventKind.USER_PAUSED:
+            ct = self._caller
+            if ct is not None and self._streaming():
+                ct.paused = event
+                self._flush(ct, event)  # finalise now: the reply can be ready when the end is confirmed
+                await self._advance(ct)
+        elif kind is TurnEventKind.USER_RESUMED:
+            ct = self._caller
+            if ct is not None:
+                ct.paused = None
+                self._discard_speculation(ct)
         elif kind is TurnEventKind.USER_STOPPED_SPEAKING:
             self._last_activity = self.clock()
-            utterance, self._utterance = self._utterance or [], None
-            if utterance and self._speech is not None:
-                audio = np.concatenate(utterance)
-                if self.speech_rate != self.stt.sample_rate:  # only the utterances are resampled
-                    audio = Resampler(self.speech_rate, self.stt.sample_rate).process(audio)
-                self._speech.push_audio(audio)
-                self._speech.flush()
-                self._pending_stops.append((self.clock(), event))
+            ct, self._caller = self._caller, None
+            if ct is None:
+                return
+            ct.confirmed = event
+            self._flush(ct, event)
+            await self._advance(ct)
+
+    def _streaming(self) -> bool:
+        """Speculation needs a recogniser that takes audio as it comes (cloud streaming STT) and an engine
+        whose reply can be taken back (its history rolled back)."""
+        return bool(getattr(self.stt, "streaming", False)) and self._speech is not None
+
+    def _push(self, ct: CallerTurn) -> None:
+        """Hand the turn's buffered audio to STT (resampled with the turn's own stateful resampler)."""
+        if not ct.audio or self._speech is None or ct.shed:
+            return
+        audio = np.concatenate(ct.audio)
+        ct.audio.clear()
+        ct.audio_samples = 0
+        if ct.resampler is not None:
+            audio = ct.resampler.process(audio)
+        if len(audio):
+            self._speech.push_audio(audio)
+            ct.unflushed = True
+
+    def _flush(self, ct: CallerTurn, event: TurnEvent) -> None:
+        """End the part of the turn STT has: its final will follow. The shared local recogniser's load
+        decides first: over its bound the turn is shed (never transcribed), when degraded it is decoded
+        with the phrase grammar only."""
+        if self._speech is None or ct.shed:
+            return
+        ticket = None
+        if ct.flushes == 0 and not ct.unflushed:  # the whole turn goes at once (non-streaming recogniser)
+            load = load_of(self.stt)
+            if load is not None:
+                ticket = load.begin()
+                if ticket is None:
+                    ct.shed = True
+                    self.stt_shed += 1
+                    log.info("speech-to-text overloaded: a caller turn was shed (%d pending)", load.pending)
+                    return
+                self._degrade(load)
+        self._push(ct)
+        if not ct.unflushed:
+            return
+        self._speech.flush()
+        ct.unflushed = False
+        ct.flushes += 1
+        now = self.clock()
+        ct.first_flush_at = ct.first_flush_at or now
+        self._pending_stops.append((now, event, ticket, ct))
+
+    def _degrade(self, load: SttLoad) -> None:
+        set_strict = getattr(self._speech, "set_strict", None)
+        if set_strict is not None:
+            set_strict(load.degraded)
 
     async def _read_pushes(self, pushes: AsyncIterator[AsyncIterator[EngineEvent]]) -> None:
         async for events in pushes:
@@ -243,15 +384,19 @@ class Conversation:
             try:
                 async for result in self._speech:
                     if result.is_final:
-                        stopped_at, event = self._pending_stops.popleft() if self._pending_stops else \
-                            (self.clock(), None)
-                        self._post("transcript", (result, stopped_at, event))
+                        entry = self._pending_stops.popleft() if self._pending_stops else None
+                        self._post("transcript", (result, entry))
                     else:
                         self._partial("user", result.text)
                 return
             except ProviderError as exc:
                 # the utterances in flight are lost; listen again (on the local recogniser when there is one)
                 self._stt_failures += 1
+                for _, _, ticket, ct in self._pending_stops:
+                    ct.finals += 1
+                    load = load_of(self.stt)
+                    if ticket is not None and load is not None:
+                        load.end(ticket, completed=False)
                 self._pending_stops.clear()
                 failed, self._speech = self._speech, None
                 with contextlib.suppress(Exception):
@@ -280,21 +425,137 @@ class Conversation:
         if self._idle():
             self._start_reply(self._say(APOLOGY if gave_up else STT_APOLOGY))
 
-    async def _on_transcript(self, result: Transcript, stopped_at: float, event: TurnEvent | None) -> None:
-        text = result.text.strip()
+    async def _on_transcript(self, result: Transcript, entry: tuple[float, TurnEvent, float | None, CallerTurn]
+                             | None) -> None:
+        if entry is None:  # a final nobody flushed for (the recogniser finalised on its own)
+            ct = CallerTurn(None, confirmed=None)
+            ct.flushes = 1
+        else:
+            flushed_at, _, ticket, ct = entry
+            load = load_of(self.stt)
+            if ticket is not None and load is not None:
+                ct.stt_latency_ms = load.end(ticket)
+            else:
+                ct.stt_latency_ms = (self.clock() - flushed_at) * 1000.0
+        ct.finals += 1
+        ct.segments.append(result.text.strip())
+        if entry is None:
+            ct.confirmed = TurnEvent(TurnEventKind.USER_STOPPED_SPEAKING, self.clock(), self.clock(), self.clock())
+        await self._advance(ct)
+
+    async def _advance(self, ct: CallerTurn) -> None:
+        """Act on what is known of a caller turn: nothing until STT has all of it; then, if the endpointer
+        confirmed its end, the reply (the speculation's, if it was for the same words); if the caller is
+        only pausing, a speculative reply, held."""
+        if not ct.transcribed or ct.shed:
+            return
+        text = ct.text
+        if ct.confirmed is None:
+            if ct.paused is None or not text or self._spec is not None and self._spec.turn is ct \
+                    and self._spec.text == text:
+                return
+            if not self._can_speculate():
+                return
+            self._discard_speculation(ct)
+            await self._start_speculation(ct, text)
+            return
+        spec = self._spec
+        if spec is not None and spec.turn is ct and spec.text == text and not spec.discarded:
+            await self._save_user_turn(ct, text)
+            self._release(spec)
+            return
+        self._discard_speculation(ct)
         if not text:
             return
-        if event is not None and event.speech_end is not None:
+        await self._save_user_turn(ct, text)
+        if self._reply is not None and not self._reply.done():
+            await self._interrupt()  # a new question supersedes a reply still being prepared
+        event = ct.confirmed
+        metrics = TurnMetrics(stt_latency_ms=ct.stt_latency_ms)
+        self._start_reply(self._run_engine(self.engine.respond(text), started=ct.first_flush_at or self.clock(),
+                                           speech_end=event.speech_end if event.speech_end is not None
+                                           else event.at, metrics=metrics))
+
+    async def _save_user_turn(self, ct: CallerTurn, text: str) -> None:
+        event = ct.confirmed
+        if event is not None and event.speech_end is not None and ct.started is not None:
             start_ms, end_ms = self.io.call_ms(event.speech_start), self.io.call_ms(event.speech_end)
         else:
             start_ms = end_ms = self.io.elapsed_ms()
         await self.io.save_turn({"role": "user", "content": text, "start_ms": max(0, start_ms),
                                  "end_ms": max(0, end_ms)})
+
+    # -- speculation -----------------------------------------------------------------------------------
+    def _can_speculate(self) -> bool:
+        return isinstance(getattr(self.engine, "messages", None), list) or type(self.engine).__name__ == \
+            "RetrievalEngine"
+
+    async def _start_speculation(self, ct: CallerTurn, text: str) -> None:
         if self._reply is not None and not self._reply.done():
-            await self._interrupt()  # a new question supersedes a reply still being prepared
-        metrics = TurnMetrics(stt_latency_ms=result.latency_ms)
-        self._start_reply(self._run_engine(self.engine.respond(text), started=stopped_at,
-                                           speech_end=event.speech_end if event else stopped_at, metrics=metrics))
+            return  # the agent is still preparing or speaking something: no speculation over it
+        messages = getattr(self.engine, "messages", None)
+        spec = Speculation(ct, text, history=len(messages) if isinstance(messages, list) else None,
+                           metrics=TurnMetrics(stt_latency_ms=ct.stt_latency_ms))
+        self._spec = spec
+        self.speculations += 1
+        pause = ct.paused
+        assert pause is not None
+        tools = getattr(self.engine, "tools", None)
+        if tools is not None:
+            self.engine.tools = _ConfirmedTools(tools, spec.confirmed)  # type: ignore[attr-defined]
+        self._start_reply(self._run_engine(self.engine.respond(text), started=self.clock(),
+                                           speech_end=pause.speech_end, metrics=spec.metrics, spec=spec))
+
+    def _discard_speculation(self, ct: CallerTurn | None = None) -> None:
+        """The caller went on (or the turn ended with other words): the prepared reply is thrown away,
+        unheard, and the engine forgets it."""
+        spec = self._spec
+        if spec is None or (ct is not None and spec.turn is not ct) or spec.released:
+            return
+        self._spec = None
+        spec.discarded = True
+        self.speculations_wasted += 1
+        if self._reply is not None and not self._reply.done():
+            self._reply.cancel()
+        self._restore_tools()
+        messages = getattr(self.engine, "messages", None)
+        if spec.history is not None and isinstance(messages, list):
+            del messages[spec.history:]
+        if spec.agent_turn is not None and self._turn is spec.agent_turn:
+            self._turn = None
+        spec.held.clear()
+
+    def _restore_tools(self) -> None:
+        tools = getattr(self.engine, "tools", None)
+        if isinstance(tools, _ConfirmedTools):
+            self.engine.tools = tools._tools  # type: ignore[attr-defined]
+
+    def _release(self, spec: Speculation) -> None:
+        """The endpointer confirmed: speak the prepared reply now (what is held, then the rest as it comes)."""
+        spec.released = True
+        spec.confirmed.set()
+        self.speculations_used += 1
+        self._spec = None
+        self._restore_tools()
+        now = self.clock()
+        if spec.agent_turn is not None:
+            spec.agent_turn.start_ms = self.io.elapsed_ms()
+        running = self._reply is not None and not self._reply.done()
+        if running:
+            self.io.set_responding(True)
+        if spec.metrics is not None and spec.metrics.first_audio_at is not None:
+            spec.metrics.first_audio_at = now
+            end = spec.turn.confirmed.speech_end if spec.turn.confirmed is not None else None
+            if end is not None:
+                spec.metrics.voice_to_voice_ms = (now - end) * 1000.0
+        held, spec.held = spec.held, []
+        for pcm in held:
+            self.io.play(pcm)
+        if not running:
+            self.io.set_responding(False)
+            turn = self._turn
+            if turn is not None and turn.generated and self.io.played_samples() >= turn.end_sample:
+                self._post("playout_done", turn)
 
     # -- replies ---------------------------------------------------------------------------------------
     def _start_reply(self, coro: Any) -> None:
@@ -308,15 +569,19 @@ class Conversation:
             turn.generated = True
             self.io.set_responding(False)
 
-    def _open_turn(self) -> AgentTurn:
+    def _open_turn(self, spec: Speculation | None = None) -> AgentTurn:
         played = self.io.played_samples()
         turn = AgentTurn(start_sample=played, end_sample=played, start_ms=self.io.elapsed_ms(),
                          rate=self.io.sample_rate)
         self._turn = turn
-        self.io.set_responding(True)
+        if spec is None:
+            self.io.set_responding(True)  # a held speculation is not the agent speaking (yet)
+        else:
+            spec.agent_turn = turn
         return turn
 
-    async def _speak(self, sentence: str, turn: AgentTurn, metrics: TurnMetrics | None = None) -> None:
+    async def _speak(self, sentence: str, turn: AgentTurn, metrics: TurnMetrics | None = None,
+                     spec: Speculation | None = None) -> None:
         t0 = time.perf_counter()
         samples = 0
         try:
@@ -327,7 +592,10 @@ class Conversation:
                     if samples == 0 and metrics is not None and metrics.tts_latency_ms is None:
                         metrics.tts_latency_ms = (time.perf_counter() - t0) * 1000.0
                         metrics.first_audio_at = self.clock()
-                    self.io.play(chunk)
+                    if spec is not None and not spec.released:
+                        spec.held.append(chunk)  # speculative: spoken once the endpointer confirms
+                    else:
+                        self.io.play(chunk)
                     samples += len(chunk)
         except asyncio.CancelledError:
             if samples:  # cut short (barge-in, hang-up) while streaming: what was queued may have been heard
@@ -345,14 +613,15 @@ class Conversation:
                                      "content": f"text-to-speech provider error: {exc.reason}: {exc}; "
                                                 "switched to the local voice"})
             if samples == 0:
-                await self._speak(sentence, turn, metrics)
+                await self._speak(sentence, turn, metrics, spec)
                 return
         turn.add(sentence, samples)
 
     async def _run_engine(self, events: AsyncIterator[EngineEvent], *, started: float, speech_end: float | None,
-                          metrics: TurnMetrics | None = None, record: bool = True) -> None:
+                          metrics: TurnMetrics | None = None, record: bool = True,
+                          spec: Speculation | None = None) -> None:
         metrics = metrics or TurnMetrics()
-        turn = self._open_turn()
+        turn = self._open_turn(spec)
         splitter = SentenceSplitter()
         t_request = time.perf_counter()
         try:
@@ -361,18 +630,18 @@ class Conversation:
                     if metrics.llm_latency_ms is None:
                         metrics.llm_latency_ms = (time.perf_counter() - t_request) * 1000.0
                     for sentence in splitter.push(ev.text):
-                        await self._speak(sentence, turn, metrics)
+                        await self._speak(sentence, turn, metrics, spec)
                 elif isinstance(ev, ToolOutcome):
                     await self._on_tool(ev)
                 elif isinstance(ev, Usage):
                     metrics.tokens += ev.total_tokens
             for sentence in splitter.flush():
-                await self._speak(sentence, turn, metrics)
+                await self._speak(sentence, turn, metrics, spec)
         except ProviderError as exc:
             log.warning("response engine failed (%s): apologising", exc)
             await self.io.save_turn({"role": "system", "content": f"provider error: {exc.reason}: {exc}",
                                      "start_ms": self.io.elapsed_ms(), "end_ms": self.io.elapsed_ms()})
-            await self._speak(APOLOGY, turn, metrics)
+            await self._speak(APOLOGY, turn, metrics, spec)
         finally:
             turn.generated = True
             self.io.set_responding(False)
@@ -381,7 +650,7 @@ class Conversation:
             if self.engine.stats.ttft_ms is not None:
                 metrics.llm_latency_ms = self.engine.stats.ttft_ms
             metrics.retrieval_ms = getattr(self.engine, "retrieval_ms", None)
-            if record:
+            if record and not (spec is not None and spec.discarded):
                 self.metrics.append(metrics)
         if not turn.text:
             self._turn = None
@@ -417,6 +686,7 @@ class Conversation:
 
     async def _interrupt(self) -> None:
         """Barge-in: stop the reply, drop queued audio, keep in the transcript only what was heard."""
+        self._discard_speculation()
         if self._reply is not None and not self._reply.done():
             self._reply.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -1,31 +1,38 @@
-"""SIP load benchmark: N concurrent sipp calls with G.711 μ-law audio against ONE Switchboard worker.
+"""SIP load benchmark: N concurrent TALKING sipp calls with G.711 μ-law audio against one (or two) Switchboard
+workers on this box.
 
-    python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--idle-seconds 10]
+    python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--audio speech|tone]
+                             [--stt local|cloud] [--workers 1|2] [--idle-seconds 10]
 
-The worker is the real thing, in THIS process on its own asyncio loop (uvloop when installed):
-``switchboard.calls.telephony.Telephony`` with the baresip SIP engine, an embedded PostgreSQL (pgserver) in a
-temp dir with the migrations and the demo bootstrap, inbound routing of ``sip:demo@…``, one call
-session per call (call row first, answer, stereo recording, the demo agent's greeting spoken by
-espeak-ng subprocesses — real per-call work, kept) and the one shared 20 ms media tick (resampling,
-batched Silero VAD, endpointing, transmit pacing). So this process's CPU time (getrusage RUSAGE_SELF:
-every thread, the native baresip SIP/RTP/audio threads included) is the worker's CPU.
+Each worker is the real thing, in a process of its own (spawned; uvloop when installed):
+``switchboard.calls.telephony.Telephony`` with the baresip SIP engine, the shared embedded PostgreSQL (pgserver,
+migrations and the demo bootstrap done once by the benchmark), inbound routing of ``sip:demo@…``, one call
+session per call (call row first, answer, stereo recording, the demo agent's conversation: greeting, speech
+to text of every caller turn, the retrieval engine's answer spoken by espeak-ng) and the one shared 20 ms
+media tick (batched Silero VAD, endpointing, transmit pacing).
 
-The load is a separate ``sipp`` process: N calls to sip:demo@127.0.0.1:PORT at ``--rate`` calls/s
-(the engine's default INVITE flood limit is 20/s per source), each streaming a looped, padded espeak
-speech file as 8 kHz μ-law RTP (``rtp_stream``, 50 packets/s) until it sends BYE. Every call holds
-long enough that all N calls are up together for ``--seconds``: that is the STEADY window, in which
-CPU, RSS and frame delivery are measured. The idle worker (0 calls, same process, same run) is
-measured first as the reference.
+The load (default ``--audio speech``): per worker one ``sipp`` process placing N/workers calls to
+sip:demo@127.0.0.1:PORT at ``--rate`` calls/s, each streaming a looped espeak-ng file as 8 kHz μ-law RTP
+(50 packets/s) with a talking duty cycle: the caller says a sentence (1.5–3.5 s), then listens 4 s (while
+the agent answers), then says the next one. ``--audio tone`` streams a steady tone instead (the VAD never
+calls it speech: no speech-to-text work). ``--stt cloud`` points the demo agent at a Deepgram-protocol
+stand-in (bench.standins, its own process, final transcript 150 ms after the voiced audio ends) instead
+of the local pocketsphinx recogniser. ``--workers 2`` starts two workers (own SIP/RTP ports, own sipp)
+and splits the calls.
+
+Every call holds long enough that all calls are up together for ``--seconds``: the STEADY window, in which
+CPU, RSS, frame delivery and STT latency are measured. The idle worker is measured first as a reference.
 
 Definitions (also printed):
-- worker CPU % = Δ(user+sys CPU of this process) / Δwall × 100, i.e. % of ONE core; per call = that / N.
-  "net of idle" subtracts the idle reference. espeak-ng children (greetings, synthesised at answer, so
-  in the ramp) are shown apart, as are sipp and PostgreSQL (separate processes on the same 2 cores).
+- worker CPU % = Δ(user+sys CPU of the worker process — every thread, native baresip ones included — plus
+  every process it started: pocketsphinx workers, espeak-ng, …; sipp excluded) / Δwall × 100, i.e. % of
+  ONE core. Helpers are listed with their nice value and I/O class (they must run below the worker).
 - a tick's lateness = how long after its 20 ms slot (the MediaLoop's own schedule) it started.
 - frames on time = 20 ms frames the media tick handed to ``media`` during the steady window, counting
-  only ticks that started ≤ 20 ms after their slot (MediaLoop's own "late tick" bound),
-  ÷ frames the callers sent in that window (N × window / 20 ms; sipp sends 50 packets/s per call).
-- stream-ticks with audio = (stream, tick) reads that found ≥ 1 new frame ÷ all reads in the window.
+  only ticks that started ≤ 20 ms after their slot, ÷ frames the callers sent in that window.
+- STT latency = a recognition stream's flush (end of the caller's turn handed over) → its final transcript,
+  for every turn flushed in the steady window; shed turns (the bounded local queue was full) are counted
+  apart.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import shutil  # noqa: E402
 import signal  # noqa: E402
 import socket  # noqa: E402
 import subprocess  # noqa: E402
+import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import wave  # noqa: E402
@@ -60,6 +68,7 @@ SCENARIO = ROOT / "tests" / "support" / "scenarios" / "uac_tone.xml"
 PERIOD = 0.020
 SETTLE = 1.0  # s after the N-th call is on the tick before the steady window opens
 TAIL = 4.0  # s of hold after the steady window closes, before the first BYE
+LISTEN_SECONDS = 4.0  # the caller listens this long between sentences (the agent answers meanwhile)
 SENTENCES = [
     "Hello, I would like to book a table for two people tomorrow evening.",
     "Yes, that is right.",
@@ -95,7 +104,8 @@ def _is_free(port: int) -> bool:
 
 
 def make_speech_ulaw(workdir: Path) -> Path:
-    """An 8 kHz μ-law WAV (~20 s): espeak-ng sentences padded with 1.5 s of faint noise (sipp loops it)."""
+    """An 8 kHz μ-law WAV (~26 s): espeak-ng sentences, each followed by LISTEN_SECONDS of faint noise (the
+    caller listening); sipp loops it."""
     from media.resample import Resampler
 
     rng = np.random.default_rng(1)
@@ -106,7 +116,7 @@ def make_speech_ulaw(workdir: Path) -> Path:
             x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
             rate = w.getframerate()
         parts.append(Resampler(rate, 8000).process(x))
-        parts.append(rng.normal(0, 60, 12000).astype(np.int16))
+        parts.append(rng.normal(0, 60, int(LISTEN_SECONDS * 8000)).astype(np.int16))
     pcm = np.concatenate(parts)
     pcm = np.clip(pcm.astype(np.int32) + rng.normal(0, 20, len(pcm)).astype(np.int32), -32768, 32767)
     src = workdir / "speech16.wav"
@@ -180,6 +190,82 @@ def _tree_cpu(proc: psutil.Process | None) -> float:
     return total
 
 
+def _helpers(exclude: set[int]) -> dict[int, tuple[str, float, int, str]]:
+    """Live processes this worker started (descendants, sipp's tree excluded): pid → (name, CPU s, nice,
+    I/O class)."""
+    out: dict[int, tuple[str, float, int, str]] = {}
+    try:
+        procs = psutil.Process().children(recursive=True)
+    except psutil.Error:
+        return out
+    for p in procs:
+        if p.pid in exclude:
+            continue
+        try:
+            with p.oneshot():
+                t = p.cpu_times()
+                io = p.ionice()
+                cls = {0: "none", 1: "rt", 2: "best-effort", 3: "idle"}.get(int(io.ioclass), str(io.ioclass))
+                cmd = " ".join(p.cmdline())
+                name = p.name()
+                if "resource_tracker" in cmd:
+                    name = "mp-resource-tracker"
+                elif "multiprocessing" in cmd:
+                    name = f"{name} (spawned helper)"
+                out[p.pid] = (name, t.user + t.system, p.nice(), cls)
+        except psutil.Error:
+            pass
+    return out
+
+
+def _sipp_pids(proc: psutil.Process | None) -> set[int]:
+    if proc is None:
+        return set()
+    try:
+        return {proc.pid, *(c.pid for c in proc.children(recursive=True))}
+    except psutil.Error:
+        return {proc.pid}
+
+
+class SttTimer:
+    """Times every recognition stream's flush → final transcript, in this worker (bench instrumentation of
+    agents.providers.base.QueuedSpeechStream, the base of the local and the Deepgram streams)."""
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.latencies_ms: list[float] = []
+        self.flushes = 0
+        self.finals = 0
+
+    def install(self) -> None:
+        from collections import deque
+
+        from agents.providers.base import QueuedSpeechStream
+
+        timer = self
+        flush, iterate = QueuedSpeechStream.flush, QueuedSpeechStream._iter
+
+        def timed_flush(stream: Any) -> None:
+            q = stream.__dict__.setdefault("_bench_flushes", deque())
+            q.append((time.perf_counter(), timer.recording))
+            timer.flushes += timer.recording
+            flush(stream)
+
+        async def timed_iter(stream: Any) -> Any:
+            async for t in iterate(stream):
+                if t.is_final:
+                    q = stream.__dict__.get("_bench_flushes")
+                    if q:
+                        at, counted = q.popleft()
+                        if counted:
+                            timer.finals += 1
+                            timer.latencies_ms.append((time.perf_counter() - at) * 1000.0)
+                yield t
+
+        QueuedSpeechStream.flush = timed_flush  # type: ignore[method-assign]
+        QueuedSpeechStream._iter = timed_iter  # type: ignore[method-assign]
+
+
 def _machine_busy() -> float:
     """CPU seconds all cores spent busy since boot (/proc/stat: everything but idle and iowait)."""
     with open("/proc/stat") as fh:
@@ -229,6 +315,7 @@ class Snap:
     wall: float
     cpu: float  # this process, all threads
     children: float  # reaped children (espeak-ng)
+    helpers: dict[int, tuple[str, float, int, str]]  # live descendants (pocketsphinx workers…), sipp excluded
     pg: float
     sipp: float
     rss_kib: int
@@ -255,7 +342,8 @@ class Probe:
         ch = resource.getrusage(resource.RUSAGE_CHILDREN)
         st = self.tel.media.stats
         rss, _ = _rss_kib()
-        return Snap(time.monotonic(), ru.ru_utime + ru.ru_stime, ch.ru_utime + ch.ru_stime, _tree_cpu(self.pg_proc),
+        return Snap(time.monotonic(), ru.ru_utime + ru.ru_stime, ch.ru_utime + ch.ru_stime,
+                    _helpers(_sipp_pids(self.sipp_proc)), _tree_cpu(self.pg_proc),
                     _tree_cpu(self.sipp_proc), rss, _machine_busy(), _threads_cpu(), psutil.Process().num_threads(),
                     {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
                                                          "busy_seconds", "max_lateness_ms")}, len(self.tel.media.legs))
@@ -342,6 +430,13 @@ class Result:
     turns: dict[str, int] = field(default_factory=dict)
     warnings: int = 0
     run_seconds: float = 0.0
+    worker: int = 0
+    calls: int = 0  # this worker's share
+    stt_latencies_ms: list[float] = field(default_factory=list)
+    stt_flushes: int = 0
+    stt_finals: int = 0
+    overload: dict[str, Any] = field(default_factory=dict)
+    steady_wall: tuple[float, float] = (0.0, 0.0)  # time.time() at the steady window's ends
 
 
 class _Counter(logging.Handler):
@@ -368,42 +463,49 @@ class _Once(logging.Filter):
         return True
 
 
-async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Process | None) -> Result:
+def share(args: argparse.Namespace, index: int) -> int:
+    """Worker ``index``'s share of the calls."""
+    return args.calls // args.workers + (index < args.calls % args.workers)
+
+
+async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Process | None, wav: Path,
+              index: int, org_id: Any, agent_id: Any) -> Result:
     from agents.voices import VoiceCatalog
     from store.crypto import SecretBox
     from store.db import create_pool
-    from store.migrate import migrate
-    from switchboard.bootstrap import ensure_demo
     from switchboard.calls.telephony import Alias, Telephony
     from switchboard.config import Settings
 
     loop = asyncio.get_running_loop()
-    res = Result(args, f"{type(loop).__module__}.{type(loop).__name__}")
+    res = Result(args, f"{type(loop).__module__}.{type(loop).__name__}", worker=index)
     counter = _Counter()
     logging.getLogger().addHandler(counter)
-    n, seconds = args.calls, args.seconds
+    n, seconds = share(args, index), args.seconds
+    res.calls = n
     ramp = n / args.rate
     hold_ms = int((ramp + SETTLE + seconds + TAIL) * 1000)
-    wav = await loop.run_in_executor(None, make_speech_ulaw if args.audio == "speech" else make_tone_ulaw, tmp)
-    sf = write_scenario(tmp, wav, hold_ms)
+    wdir = tmp / f"worker{index}"
+    wdir.mkdir(exist_ok=True)
+    (wdir / wav.name).symlink_to(wav)
+    sf = write_scenario(wdir, wav, hold_ms)
+    stt_timer = SttTimer()
+    stt_timer.install()
+    worker_id = f"bench{index}"
 
     sip_port = free_port()
     rtp_span = max(400, 4 * n + 100)
     rtp_min = free_port(rtp_span)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=sip_port, rtp_port_min=rtp_min,
-                        rtp_port_max=rtp_min + rtp_span - 1, max_calls=max(200, n + 10), worker_id="bench",
+                        rtp_port_max=rtp_min + rtp_span - 1, max_calls=max(200, n + 10), worker_id=worker_id,
                         api_host=HOST)
     pool = await create_pool(dsn, max_size=10)
     tel = None
     sipp = None
     t_start = time.monotonic()
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn)
-            first = await ensure_demo(conn)
         voices = await loop.run_in_executor(None, VoiceCatalog.load_local)
         tel = Telephony(settings, pool, SecretBox(settings.resolved_secret_key()), voices,
-                        aliases=[Alias("demo", first.org_id, first.demo_agent_id)])
+                        aliases=[Alias("demo", org_id, agent_id)])
         await tel.start()
         probe = Probe(tel, pg_proc)
         probe.instrument()
@@ -422,9 +524,9 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
         limit = int(ramp + hold_ms / 1000 + 60)
         cmd = ["timeout", "-s", "KILL", str(limit), "sipp", "-sf", str(sf), "-i", HOST, "-p", str(sipp_port),
                "-mp", str(media_port), "-m", str(n), "-l", str(n), "-r", f"{args.rate:g}", "-s", "demo",
-               "-recv_timeout", "30000", "-nostdin", "-trace_stat", "-stf", str(tmp / "sipp_stats.csv"),
+               "-recv_timeout", "30000", "-nostdin", "-trace_stat", "-stf", str(wdir / "sipp_stats.csv"),
                "-fd", "1", f"{HOST}:{sip_port}"]
-        sipp = await asyncio.create_subprocess_exec(*cmd, cwd=str(tmp), stdin=subprocess.DEVNULL,
+        sipp = await asyncio.create_subprocess_exec(*cmd, cwd=str(wdir), stdin=subprocess.DEVNULL,
                                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                                     start_new_session=True)
         try:
@@ -442,11 +544,18 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
 
         # 4. steady window: all calls up, `seconds` long (closes early if a call drops)
         res.steady_calls = len(tel.media.legs)
-        probe.recording = True
+        probe.recording = stt_timer.recording = True
         s0 = probe.snap()
+        w0 = time.time()
         await poll(lambda: len(tel.media.legs) < res.steady_calls or sipp.returncode is not None, seconds)
-        probe.recording = False
+        probe.recording = stt_timer.recording = False
         s1 = probe.snap()
+        res.steady_wall = (w0, time.time())
+        res.stt_latencies_ms, res.stt_flushes, res.stt_finals = list(stt_timer.latencies_ms), stt_timer.flushes, \
+            stt_timer.finals
+        overload = getattr(tel, "overload", None)
+        if overload is not None:
+            res.overload = overload.snapshot()
         res.steady = (s0, s1)
         res.health = audio_health(tel)
         res.ticks = probe.ticks
@@ -463,18 +572,20 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
         stop_rss.set()
         await rss_task
         res.peak_rss_kib = _rss_kib()[1]
-        res.sipp_stats = read_sipp_stats(tmp / "sipp_stats.csv")
+        res.sipp_stats = read_sipp_stats(wdir / "sipp_stats.csv")
         rows = await pool.fetch("SELECT status, hangup_cause, disconnection_reason, count(*) AS n FROM calls "
-                                "GROUP BY 1, 2, 3 ORDER BY 4 DESC")
+                                "WHERE worker_id = $1 GROUP BY 1, 2, 3 ORDER BY 4 DESC", worker_id)
         res.db_rows = [dict(r) for r in rows]
         m = await pool.fetchrow(
             "SELECT count(*) FILTER (WHERE answered_at IS NOT NULL) AS answered,"
             " coalesce(sum((metrics->>'rx_packets')::bigint), 0) AS rx_packets,"
             " coalesce(sum((metrics->>'packets_lost')::bigint), 0) AS lost,"
             " coalesce(sum((metrics->>'duration_seconds')::float), 0) AS seconds,"
-            " coalesce(max((metrics->>'jitter_ms')::float), 0) AS max_jitter FROM calls")
+            " coalesce(max((metrics->>'jitter_ms')::float), 0) AS max_jitter FROM calls WHERE worker_id = $1",
+            worker_id)
         res.db_metrics = {k: float(v) for k, v in dict(m).items()}
-        turns = await pool.fetch("SELECT role, count(*) AS n FROM transcript_turns GROUP BY 1 ORDER BY 1")
+        turns = await pool.fetch("SELECT t.role, count(*) AS n FROM transcript_turns t JOIN calls c ON c.id = t.call_id"
+                                 " WHERE c.worker_id = $1 GROUP BY 1 ORDER BY 1", worker_id)
         res.turns = {r["role"]: r["n"] for r in turns}
     finally:
         if sipp is not None and sipp.returncode is None:
@@ -517,10 +628,38 @@ def read_sipp_stats(path: Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- report
 
 
+def helper_cpu(s0: Snap, s1: Snap) -> dict[str, float]:
+    """CPU seconds of the live helper processes in a window, by process name."""
+    out: dict[str, float] = {}
+    for pid, (name, cpu, _, _) in s1.helpers.items():
+        before = s0.helpers.get(pid)
+        out[name] = out.get(name, 0.0) + cpu - (before[1] if before is not None and before[0] == name else 0.0)
+    return out
+
+
+def worker_cpu(s0: Snap, s1: Snap) -> float:
+    """The worker's CPU seconds in a window: its own threads, reaped children (espeak-ng), live helpers."""
+    return (s1.cpu - s0.cpu) + (s1.children - s0.children) + sum(helper_cpu(s0, s1).values())
+
+
+def frames(res: Result) -> tuple[float, int, int]:
+    """(sent, on time, delivered) 20 ms frames in the steady window."""
+    if res.steady is None:
+        return 0.0, 0, 0
+    window = res.steady[1].wall - res.steady[0].wall
+    sent = (res.steady_calls or 0) * window / PERIOD
+    return sent, sum(t[2] for t in res.ticks if t[0] <= PERIOD), sum(t[2] for t in res.ticks)
+
+
+def pct(values: list[float], q: float) -> str:
+    return f"{np.percentile(values, q):.0f}" if values else "–"
+
+
 def report(res: Result) -> None:
     a = res.args
-    n = a.calls
-    print(f"\n== bench-sip: {n} sipp calls (G.711 μ-law, 50 pps each way) → ONE worker, event loop {res.loop_name}, "
+    n = res.calls
+    print(f"\n== bench-sip worker {res.worker}: {n} sipp calls (G.711 μ-law, 50 pps each way, caller audio "
+          f"{a.audio}, STT {a.stt}) → worker {res.worker + 1} of {a.workers}, event loop {res.loop_name}, "
           f"{os.cpu_count()} cores ==")
 
     st = res.sipp_stats
@@ -545,13 +684,14 @@ def report(res: Result) -> None:
     r0, r1 = res.ramp
     idle_w, steady_w, ramp_w = i1.wall - i0.wall, s1.wall - s0.wall, r1.wall - r0.wall
     idle_pct = (i1.cpu - i0.cpu) / idle_w * 100
-    steady_pct = (s1.cpu - s0.cpu) / steady_w * 100
+    steady_pct = worker_cpu(s0, s1) / steady_w * 100
     calls = res.steady_calls or 1
     per_call = steady_pct / calls
     net_per_call = (steady_pct - idle_pct) / calls
     print(f"steady   {steady_w:.1f} s with {res.steady_calls} calls up"
           f"{'' if res.all_up else f'  (NOT all {n} calls came up)'}")
-    print(f"CPU      worker {steady_pct:.1f} % of one core = {per_call:.2f} % per call "
+    helpers = helper_cpu(s0, s1)
+    print(f"CPU      worker + its helpers {steady_pct:.1f} % of one core = {per_call:.2f} % per call "
           f"(net of idle {net_per_call:.2f} % per call)   target ≤ 1.5 % per call: "
           f"{'MET' if per_call <= 1.5 else 'MISSED'}")
     groups = sorted(set(s1.by_thread) | set(s0.by_thread))
@@ -559,16 +699,24 @@ def report(res: Result) -> None:
     print("         by thread: " + ", ".join(f"{g} {v / steady_w * 100:.1f} %" for g, v in
                                            sorted(split.items(), key=lambda kv: -kv[1]) if v > 0.001)
           + "  (threads that ended in the window are missing)")
+    print(f"         worker process {(s1.cpu - s0.cpu) / steady_w * 100:.1f} %, reaped children (espeak-ng) "
+          f"{(s1.children - s0.children) / steady_w * 100:.1f} %, live helpers: "
+          + (", ".join(f"{k} {v / steady_w * 100:.1f} %" for k, v in helpers.items()) or "none"))
+    seen: dict[tuple[str, int, str], int] = {}
+    for name, _, nice, ioc in s1.helpers.values():
+        seen[(name, nice, ioc)] = seen.get((name, nice, ioc), 0) + 1
+    print("         helper priority: " + (", ".join(f"{c}× {name} nice {nice} I/O {ioc}" for (name, nice, ioc), c
+                                                in sorted(seen.items())) or "no live helpers")
+          + f"  (worker nice {os.getpriority(os.PRIO_PROCESS, 0)})")
     print(f"         reference, idle worker 0 calls over {idle_w:.1f} s: {idle_pct:.2f} % of one core")
     print(f"         ramp ({ramp_w:.1f} s, calls answered + greetings synthesised): worker "
-          f"{(r1.cpu - r0.cpu) / ramp_w * 100:.1f} %, espeak-ng children "
+          f"{worker_cpu(r0, r1) / ramp_w * 100:.1f} % (helpers included), of which espeak-ng children "
           f"{(r1.children - r0.children) / ramp_w * 100:.1f} % of one core")
     print(f"         same cores, other processes during steady: sipp {(s1.sipp - s0.sipp) / steady_w * 100:.1f} %, "
-          f"PostgreSQL {(s1.pg - s0.pg) / steady_w * 100:.1f} %, espeak-ng "
-          f"{(s1.children - s0.children) / steady_w * 100:.1f} %")
-    other = (s1.machine - s0.machine) - sum(getattr(s1, k) - getattr(s0, k) for k in ("cpu", "children", "pg", "sipp"))
+          f"PostgreSQL {(s1.pg - s0.pg) / steady_w * 100:.1f} % (shared by the workers)")
+    other = (s1.machine - s0.machine) - worker_cpu(s0, s1) - sum(getattr(s1, k) - getattr(s0, k) for k in ("pg", "sipp"))
     print(f"         machine: {(s1.machine - s0.machine) / steady_w * 100:.0f} % busy of {os.cpu_count() * 100} %; "
-          f"unrelated processes {max(0.0, other) / steady_w * 100:.0f} %"
+          f"other processes (other workers, stand-ins, other users of the box) {max(0.0, other) / steady_w * 100:.0f} %"
           + ("  ← other work competed for the cores: rerun on a quiet machine" if other / steady_w > 0.25 else ""))
     rss = np.array(res.rss_steady) / 1024
     print(f"RSS      steady {rss.mean():.0f} MiB (idle {i1.rss_kib / 1024:.0f} MiB, "
@@ -604,39 +752,157 @@ def report(res: Result) -> None:
         print(f"         engine audio counters at window end ({h['calls']} calls): rx discarded (reader too slow) "
               f"{h['rx_discarded'] // 320} frames, rx dropped {h['rx_dropped'] // 320} frames, "
               f"tx starved {h['tx_starved_frames']} frames")
+    lat = res.stt_latencies_ms
+    print(f"STT      {res.stt_flushes} caller turns handed to speech-to-text in the window, {res.stt_finals} finals: "
+          f"latency flush → final p50 {pct(lat, 50)} / p90 {pct(lat, 90)} / max {pct(lat, 100)} ms")
+    ov = res.overload
+    if ov:
+        stt = ov.get("stt") or {}
+        print(f"overload degraded at window end: {ov.get('degraded')}; calls admitted {ov.get('admitted')}, refused "
+              f"{ov.get('refused')}; loop lateness (probe) p50/p95/max {ov['loop_lateness_ms']}; "
+              f"STT shed {stt.get('shed')} of {stt.get('admitted', 0) + stt.get('shed', 0)} turns, "
+              f"degraded (grammar only) {stt.get('degraded_utterances')}; time degraded {ov.get('degraded_seconds')} s")
     dm = res.db_metrics
     if dm.get("seconds"):
         print(f"RTP      whole calls (calls.metrics): {int(dm['rx_packets'])} packets received by the engine over "
               f"{dm['seconds']:.0f} answered call-seconds = {dm['rx_packets'] / (dm['seconds'] * 50) * 100:.2f} % of "
               f"50/s; lost {int(dm['lost'])}; max jitter {dm['max_jitter']:.1f} ms")
     print(f"run      {res.run_seconds:.0f} s; {res.warnings} warning/error log records (each distinct one shown once)")
-    print("definitions: CPU % = Δ(user+sys of this process, all threads incl. native baresip) / Δwall, one core = "
-          "100 %. Frames on time = 20 ms frames read into media by ticks that started ≤ 20 ms after their "
+    print("definitions: CPU % = Δ(user+sys of the worker process, all threads incl. native baresip, + every process it "
+          "started but sipp) / Δwall, one core = 100 %. Frames on time = 20 ms frames read into media by ticks that started ≤ 20 ms after their "
           "slot, ÷ N × window / 20 ms (what the callers sent). A stream-tick = one call read on one tick.")
 
 
+async def prepare(dsn: str, tmp: Path, stt: str, standin_url: str | None) -> tuple[Any, Any]:
+    """Migrations and the demo bootstrap, once, before the workers start; the demo agent's recogniser."""
+    from store.db import create_pool
+    from store.migrate import migrate
+    from switchboard.bootstrap import ensure_demo
+    from switchboard.config import Settings
+
+    Settings(data_dir=tmp, database_url=dsn).resolved_secret_key()  # created once, before the workers race
+    pool = await create_pool(dsn, max_size=2)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            first = await ensure_demo(conn)
+            if stt == "cloud":
+                await conn.execute("UPDATE agents SET config = jsonb_set(config, '{stt}', $2::jsonb) WHERE id = $1",
+                                   first.demo_agent_id, {"provider": "deepgram"})
+    finally:
+        await pool.close()
+    return first.org_id, first.demo_agent_id
+
+
+def worker_main(args: argparse.Namespace, index: int, tmp: Path, dsn: str, pg_pid: int | None, wav: Path,
+                org_id: Any, agent_id: Any, conn: Any) -> None:
+    """One worker process: runs the measurement and sends its Result back through ``conn``."""
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format=f"%(asctime)s w{index} %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Once())
+    pg_proc = None
+    try:
+        pg_proc = psutil.Process(pg_pid) if pg_pid else None
+    except psutil.Error:
+        pass
+    loop_factory = None
+    try:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        pass
+    try:
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            res = runner.run(run(args, tmp, dsn, pg_proc, wav, index, org_id, agent_id))
+        conn.send(res)
+    except BaseException as exc:
+        import traceback
+
+        conn.send(RuntimeError(f"worker {index} failed: {exc!r}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def summary(args: argparse.Namespace, results: list[Result], standin_cpu: list[tuple[float, float]]) -> None:
+    """One table: every worker and the total."""
+    print(f"\n== bench-sip summary: {args.calls} calls, caller audio {args.audio}, STT {args.stt}, "
+          f"{args.workers} worker(s), steady window {args.seconds:g} s, {os.cpu_count()} cores ==")
+    print(f"{'worker':>6} {'calls':>6} {'answered':>8} {'up':>4} {'CPU %':>7} {'frames on time':>15} "
+          f"{'tick late p99':>13} {'STT p50':>8} {'STT p90':>8} {'turns':>6} {'shed':>5} {'refused':>7}")
+    all_sent = all_on = 0.0
+    lat_all: list[float] = []
+    cpu_all = 0.0
+    answered_all = up_all = 0
+    for r in results:
+        if r.steady is None:
+            print(f"{r.worker:>6} {r.calls:>6}  run incomplete")
+            continue
+        s0, s1 = r.steady
+        w = s1.wall - s0.wall
+        sent, on, _ = frames(r)
+        lateness = [t[0] * 1000 for t in r.ticks] or [0.0]
+        stt = (r.overload or {}).get("stt") or {}
+        cpu = worker_cpu(s0, s1) / w * 100
+        answered = int(r.db_metrics.get("answered", 0))
+        print(f"{r.worker:>6} {r.calls:>6} {answered:>8} {r.steady_calls:>4} {cpu:>7.1f} "
+              f"{(on / sent * 100 if sent else 0):>14.2f}% {np.percentile(lateness, 99):>10.1f} ms "
+              f"{pct(r.stt_latencies_ms, 50):>5} ms {pct(r.stt_latencies_ms, 90):>5} ms {r.stt_finals:>6} "
+              f"{stt.get('shed', '–')!s:>5} {(r.overload or {}).get('refused', '–')!s:>7}")
+        all_sent += sent
+        all_on += on
+        lat_all += r.stt_latencies_ms
+        cpu_all += cpu
+        answered_all += answered
+        up_all += r.steady_calls
+    frac = all_on / all_sent if all_sent else 0.0
+    print(f"{'all':>6} {args.calls:>6} {answered_all:>8} {up_all:>4} {cpu_all:>7.1f} {frac * 100:>14.2f}% "
+          f"{'':>13} {pct(lat_all, 50):>5} ms {pct(lat_all, 90):>5} ms {len(lat_all):>6}")
+    print(f"frames on time ≥ 99 %: {'MET' if frac >= 0.99 else 'MISSED'}; all {args.calls} calls answered and up "
+          f"together: {'yes' if answered_all >= args.calls and up_all >= args.calls else 'NO'}")
+    if standin_cpu and results and all(r.steady for r in results):
+        w0 = max(r.steady_wall[0] for r in results)
+        w1 = min(r.steady_wall[1] for r in results)
+        inside = [(t, c) for t, c in standin_cpu if w0 <= t <= w1]
+        if len(inside) >= 2:
+            (t0, c0), (t1, c1) = inside[0], inside[-1]
+            print(f"cloud STT stand-in (own process, not counted above): {(c1 - c0) / (t1 - t0) * 100:.1f} % of one "
+                  f"core over the workers' common steady window")
+
+
 def main() -> None:
+    import multiprocessing as mp
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--calls", type=int, default=100, help="concurrent calls N")
+    ap.add_argument("--calls", type=int, default=100, help="concurrent calls N (over all workers)")
     ap.add_argument("--seconds", type=float, default=30.0, help="steady window T with all N calls up")
-    ap.add_argument("--rate", type=float, default=10.0, help="new calls per second (engine allows 20/s)")
+    ap.add_argument("--rate", type=float, default=10.0, help="new calls per second per worker (engine allows 20/s)")
     ap.add_argument("--idle-seconds", type=float, default=None, help="idle reference window (default min(T, 10))")
-    ap.add_argument("--audio", choices=("tone", "speech"), default="tone",
-                    help="what callers send: espeak sentences + pauses (the agent hears, transcribes and "
-                         "answers), or a steady tone (the agent only listens)")
+    ap.add_argument("--audio", choices=("tone", "speech"), default="speech",
+                    help="what callers send: espeak sentences, each followed by 4 s of listening (the agent "
+                         "hears, transcribes and answers; default), or a steady tone (the agent only listens)")
+    ap.add_argument("--stt", choices=("local", "cloud"), default="local",
+                    help="the demo agent's recogniser: local pocketsphinx (default) or a Deepgram-protocol "
+                         "stand-in in its own process (final 150 ms after the voiced audio ends)")
+    ap.add_argument("--workers", type=int, default=1, choices=(1, 2), help="worker processes on this box")
+    ap.add_argument("--admission", choices=("on", "off"), default="on",
+                    help="the workers' admission check (off: never refuse, still measured — for a shared box)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO from the worker")
     args = ap.parse_args()
     if args.idle_seconds is None:
         args.idle_seconds = min(args.seconds, 10.0)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_Once())
     for tool in ("sipp", "sox", "espeak-ng", "timeout"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (scripts/install-system-deps.sh --test)")
     from store.db import embedded_database_url
 
+    os.environ["SWITCHBOARD_ADMISSION"] = args.admission
+    standins = None
+    results: list[Result] = []
+    standin_cpu: list[tuple[float, float]] = []  # (time.time(), CPU seconds) samples of the stand-in process
     with tempfile.TemporaryDirectory(prefix="sbsip", dir="/tmp") as tmpname:
         tmp = Path(tmpname)
         print(f"starting embedded PostgreSQL in {tmp} …", flush=True)
@@ -644,26 +910,63 @@ def main() -> None:
         import pgserver
 
         server = pgserver.get_server(tmp / "postgres")
-        pg_proc = None
+        pg_pid = None
         try:
-            pg_proc = psutil.Process(server.get_pid())
-        except (psutil.Error, TypeError, ValueError):
+            pg_pid = int(server.get_pid())
+        except (TypeError, ValueError, AttributeError):
             pass
+        procs: list[Any] = []
         try:
-            loop_factory = None
-            try:
-                import uvloop
+            if args.stt == "cloud":
+                from bench.standins import StandInProcess
 
-                loop_factory = uvloop.new_event_loop
-            except ImportError:
-                pass
-            print(f"starting the worker; {args.calls} calls at {args.rate:g}/s, steady window {args.seconds:g} s "
-                  f"(idle reference {args.idle_seconds:g} s first) …", flush=True)
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
-                res = runner.run(run(args, tmp, dsn, pg_proc))
+                standins = StandInProcess(stt_final_ms=150.0)
+                os.environ["DEEPGRAM_BASE_URL"] = standins.base_url
+                os.environ["DEEPGRAM_API_KEY"] = "bench-key"
+                print(f"Deepgram-protocol stand-in on {standins.base_url} (pid {standins.pid})", flush=True)
+            org_id, agent_id = asyncio.run(prepare(dsn, tmp, args.stt, standins.base_url if standins else None))
+            wav = (make_speech_ulaw if args.audio == "speech" else make_tone_ulaw)(tmp)
+            print(f"starting {args.workers} worker(s); {args.calls} calls ({args.audio}, STT {args.stt}) at "
+                  f"{args.rate:g}/s per worker, steady window {args.seconds:g} s (idle reference "
+                  f"{args.idle_seconds:g} s first) …", flush=True)
+            ctx = mp.get_context("spawn")
+            pipes = []
+            for i in range(args.workers):
+                parent, child = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=worker_main, args=(args, i, tmp, dsn, pg_pid, wav, org_id, agent_id, child),
+                                   name=f"bench-worker-{i}")
+                proc.start()
+                child.close()
+                procs.append(proc)
+                pipes.append(parent)
+            pending = list(range(args.workers))
+            while pending:
+                for i in list(pending):
+                    if pipes[i].poll(0.5):
+                        got = pipes[i].recv()
+                        if isinstance(got, BaseException):
+                            print(got, file=sys.stderr)
+                        else:
+                            results.append(got)
+                        pending.remove(i)
+                    elif not procs[i].is_alive():
+                        print(f"worker {i} exited with {procs[i].exitcode} and no result", file=sys.stderr)
+                        pending.remove(i)
+                if standins is not None:
+                    standin_cpu.append((time.time(), standins.cpu_seconds()))
         finally:
+            for proc in procs:
+                proc.join(30)
+                if proc.is_alive():
+                    proc.kill()
+                    proc.join()
+            if standins is not None:
+                standins.stop()
             server.cleanup()
-    report(res)
+    results.sort(key=lambda r: r.worker)
+    for res in results:
+        report(res)
+    summary(args, results, standin_cpu)
 
 
 if __name__ == "__main__":

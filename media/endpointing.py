@@ -2,6 +2,9 @@
 
 `Endpointer` turns per-window VAD probabilities into user_started_speaking / user_stopped_speaking with
 the pipecat-style states quiet → starting → speaking → stopping and explicit start/stop durations.
+With `speculate_ms` set, a silence inside a turn first emits USER_PAUSED (start finalising the
+transcript and preparing the reply, but do not speak); USER_STOPPED_SPEAKING at `stop_ms` confirms the
+end of the turn (speak now), and speech resuming in between emits USER_RESUMED (discard the speculation).
 `TurnTaker` adds the agent side: while the agent talks, user speech only counts once it has lasted
 `min_interrupt_ms` (then it is a barge-in, if the agent is interruptible); shorter speech is a
 backchannel and is swallowed; a non-interruptible agent ignores speech while it talks. Times are seconds
@@ -25,6 +28,8 @@ class TurnEventKind(enum.Enum):
     USER_STARTED_SPEAKING = "user_started_speaking"
     USER_STOPPED_SPEAKING = "user_stopped_speaking"
     INTERRUPT = "interrupt"  # barge-in: flush the playout, cancel the response and synthesis
+    USER_PAUSED = "user_paused"  # a short silence (speculate_ms): finalise and prepare a reply, do not speak
+    USER_RESUMED = "user_resumed"  # speech again after USER_PAUSED, before stop_ms: discard the speculation
     BACKCHANNEL = "backchannel"  # short user speech over the agent, ignored
 
 
@@ -41,7 +46,8 @@ class EndpointingConfig:
     start_threshold: float = 0.5  # probability at which a window counts as speech
     stop_threshold: float = 0.35  # below this a window counts as silence (hysteresis in between)
     start_ms: float = 200.0  # speech must last this long to start a turn
-    stop_ms: float = 600.0  # silence must last this long to end it
+    stop_ms: float = 600.0  # silence must last this long to end it (the endpointer's confirmation)
+    speculate_ms: float = 0.0  # > 0: a silence this long emits USER_PAUSED (speculative start); 0 = off
     interruptible: bool = True
     min_interrupt_ms: float = 500.0  # user speech over the agent this long is a barge-in
     backchannel_gap_ms: float = 200.0  # over the agent, dips shorter than this do not split speech
@@ -56,9 +62,11 @@ class Endpointer:
         self.state = TurnState.QUIET
         self.speech_start = 0.0  # start of the current speech run
         self.silence_start = 0.0  # start of the current silence in STOPPING
+        self.paused = False  # USER_PAUSED was emitted for the current silence
 
     def reset(self) -> None:
         self.state = TurnState.QUIET
+        self.paused = False
 
     def _is_speech(self, prob: float) -> bool:
         cfg = self.config
@@ -82,12 +90,20 @@ class Endpointer:
                 self.state, self.silence_start = TurnState.STOPPING, began
         elif speech:  # STOPPING
             self.state = TurnState.SPEAKING
+            if self.paused:
+                self.paused = False
+                return TurnEvent(TurnEventKind.USER_RESUMED, now, self.speech_start, self.silence_start)
         if self.state is TurnState.STARTING and now - self.speech_start >= cfg.start_ms / 1000.0 - 1e-9:
             self.state = TurnState.SPEAKING
             return TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, self.speech_start)
         if self.state is TurnState.STOPPING and now - self.silence_start >= cfg.stop_ms / 1000.0 - 1e-9:
             self.state = TurnState.QUIET
+            self.paused = False
             return TurnEvent(TurnEventKind.USER_STOPPED_SPEAKING, now, self.speech_start, self.silence_start)
+        if (self.state is TurnState.STOPPING and not self.paused and 0 < cfg.speculate_ms < cfg.stop_ms
+                and now - self.silence_start >= cfg.speculate_ms / 1000.0 - 1e-9):
+            self.paused = True
+            return TurnEvent(TurnEventKind.USER_PAUSED, now, self.speech_start, self.silence_start)
         return None
 
     @property
@@ -147,7 +163,7 @@ class TurnTaker:
                 self.interruptions += 1
                 self.agent_stopped(now)
                 ep = self.endpointer
-                ep.state, ep.speech_start = TurnState.SPEAKING, start
+                ep.state, ep.speech_start, ep.paused = TurnState.SPEAKING, start, False
                 events.append(TurnEvent(TurnEventKind.INTERRUPT, now, start))
                 events.append(TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, start))
         elif self._over_start is not None and now - self._over_last >= cfg.backchannel_gap_ms / 1000.0 - 1e-9:

@@ -94,6 +94,7 @@ class DisconnectionReason(enum.StrEnum):
     TRUNK_DISABLED = "trunk_disabled"
     SOURCE_NOT_ALLOWED = "source_not_allowed"
     CALLER_CANCELED = "caller_canceled"  # an inbound caller gave up before we answered
+    OVERLOADED = "overloaded"  # refused before the worker's audio would slip (switchboard.calls.overload)
 
 
 # the engine's refusals to dial, as sipcore.errors.DialRefused carries them

@@ -100,6 +100,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[HEALTH_CHECKS]["sip"] = tel.healthy
             app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
             app[HEALTH_CHECKS]["sip_capacity"] = lambda: tel.engine.stats().orphans_pending == 0
+            app[HEALTH_CHECKS]["realtime"] = lambda: not tel.overload.degraded
             yield
         finally:
             await tel.stop()

@@ -91,6 +91,8 @@ def classify(exc: BaseException, *, produced: bool = False) -> ProviderError:
 
 
 class DeepgramSTT(SpeechToText):
+    streaming = True  # takes audio as it comes: the conversation streams each turn and flushes at pauses
+
     def __init__(self, *, api_key: str, model: str = DEFAULT_MODEL, language: str | None = "en-US",
                  base_url: str | None = None, interim_results: bool = True, smart_format: bool = True,
                  keepalive_s: float = 5.0, finalize_timeout_s: float = 2.0, connect_timeout_s: float = 5.0,

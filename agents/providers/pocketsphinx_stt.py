@@ -57,10 +57,16 @@ class SphinxStream(QueuedSpeechStream):
         super().__init__()
         self._stt, self._pool = stt, stt.pool
         self._phrases, self._strict = phrases, strict
+        self._strict_default = strict
         self._samples = 0  # pushed so far: the stream's clock
         self._rng = np.random.default_rng(0)
         self._inflight: concurrent.futures.Future[Any] | None = None
         self._start("stt-pocketsphinx")
+
+    def set_strict(self, on: bool) -> None:
+        """Phrase grammar only from the next utterance on (no open-vocabulary pass on a miss): the cheap mode
+        the conversation asks for while the shared recogniser is overloaded (agents.stt_load)."""
+        self._strict = on or self._strict_default
 
 
     # ---- the stream's one task

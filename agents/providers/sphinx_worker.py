@@ -36,14 +36,13 @@ _METHODS = frozenset({"start_utt", "end_utt", "process_raw", "lookup_word", "add
 
 
 def _serve(conn: Connection, config: dict[str, Any], parent_pid: int) -> None:
-    """The child process: one decoder, one request at a time. It dies with the server (and ignores the
-    terminal's Ctrl-C: the server closes it)."""
-    from agents.childproc import die_with_parent, leave_interrupts_to_parent
+    """The child process: one decoder, one request at a time. It dies with the server, ignores the
+    terminal's Ctrl-C (the server closes it) and runs below the server's priority (nice 10, idle I/O):
+    the media tick wins every contest for a core; under overload the conversation sheds or degrades
+    recognition (agents/stt_load.py) instead of letting audio slip."""
+    from agents.childproc import harden, leave_interrupts_to_parent
 
-    # on a call's real-time path (the caller waits for the transcript): the server's own CPU and I/O
-    # priority. At nice 10 / idle I/O (agents.childproc.harden) decoder start-up and decoding starved
-    # behind other load here (creation >5 s, an 18 s decode >60 s at load average ~10).
-    die_with_parent(parent_pid)
+    harden(parent_pid)
     leave_interrupts_to_parent()
     try:
         import pocketsphinx

@@ -19,7 +19,7 @@ from typing import Any
 
 from agents.config import AgentConfig
 from sipcore import sip_to_q850
-from sipcore.causes import CallStatus
+from sipcore.causes import CallStatus, DisconnectionReason
 from sipcore.engine import Call, IncomingCall, RefusedCall
 from store import trunks as trunk_store
 from store.types import DB
@@ -58,7 +58,8 @@ class RefusalCounter:
 
 class InboundRouter:
     def __init__(self, db: DB, worker: str, aliases: dict[str, tuple[Any, Any]], *, start_session: StartSession,
-                 trunk: Callable[[Any], dict[str, Any] | None], tasks: TaskSet) -> None:
+                 trunk: Callable[[Any], dict[str, Any] | None], tasks: TaskSet,
+                 admit: Callable[[], bool] = lambda: True) -> None:
         self.db = db
         self.worker = worker
         self.aliases = aliases
@@ -66,10 +67,14 @@ class InboundRouter:
         self.trunk = trunk
         self.refusals = RefusalCounter()
         self._tasks = tasks
+        self.admit = admit  # False while this worker's audio is about to slip: refuse new calls (503)
 
     async def incoming(self, incoming: IncomingCall) -> None:
         """The engine's incoming handler: answer (the row exists first) or refuse."""
         decision = await router.route(self.db, incoming.request_user, incoming.source_host, self.aliases)
+        if not isinstance(decision, router.Refusal) and not self.admit():  # before frames start to slip
+            decision = router.Refusal(503, DisconnectionReason.OVERLOADED, decision.to_number, decision.org_id,
+                                      decision.number)
         if isinstance(decision, router.Refusal):
             await self._refusal(incoming, decision.status, decision.reason, decision)
             await incoming.call.reject(decision.status, decision.reason)

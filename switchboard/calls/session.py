@@ -233,7 +233,9 @@ class CallSession:
                             fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
 
     def _endpointing(self) -> EndpointingConfig:
-        return EndpointingConfig(interruptible=self.agent.interruptible)
+        # speculate at 200 ms of silence (a streaming recogniser is finalised and the reply prepared, held),
+        # speak at the endpointer's confirmation (600 ms)
+        return EndpointingConfig(interruptible=self.agent.interruptible, speculate_ms=200.0)
 
     async def _limit(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -30,6 +30,7 @@ from .dialer import Dialer
 from .inbound import InboundRouter
 from .leg import CallLeg
 from .media_loop import MediaLoop
+from .overload import Overload
 from .session import CallSession, SessionDeps
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Telephony(OfflineCalls):
         self._tasks = TaskSet()
         self.secrets = secrets
         self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.overload = Overload(self.stt)  # bounds the shared recogniser's queue; admission; /health
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
@@ -69,7 +71,8 @@ class Telephony(OfflineCalls):
                              answer_timeout=settings.answer_timeout_seconds,
                              setup_timeout=settings.setup_timeout_seconds)
         self.inbound = InboundRouter(db, settings.worker, {a.user.lower(): (a.org_id, a.agent_id) for a in aliases or []},
-                                     start_session=self.start_session, trunk=self.supervisor.trunk, tasks=self._tasks)
+                                     start_session=self.start_session, trunk=self.supervisor.trunk, tasks=self._tasks,
+                                     admit=self.overload.admit)
         self.accepting = True
         self.running = False
 
@@ -87,6 +90,7 @@ class Telephony(OfflineCalls):
         self._tasks.spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
         self._tasks.spawn(self._housekeeping(), "call-housekeeping")
         self.media.start()
+        self.overload.start()
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)
@@ -109,6 +113,7 @@ class Telephony(OfflineCalls):
         await self.engine.stop()
         await self._wait_sessions(10)
         await self.media.stop()
+        await self.overload.stop()
         await self.supervisor.stop()
         await self.stt.aclose()
         self.running = False

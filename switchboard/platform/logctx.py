@@ -48,9 +48,9 @@ def current_call_id() -> str | None:
 
 class CallIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if not getattr(record, "call_id", None):
-            record.call_id = current_call_id() or "-"
-        record.call_tag = f" [call={record.call_id}]" if record.call_id != "-" else ""
+        call_id = getattr(record, "call_id", None) or current_call_id() or "-"
+        record.call_id = call_id
+        record.call_tag = f" [call={call_id}]" if call_id != "-" else ""
         return True
 
 

@@ -140,3 +140,53 @@ def test_thirty_second_conversation_on_a_virtual_clock():
     at = dict(zip(names, [a for _, a in kinds], strict=False))
     assert at["interrupt"] == pytest.approx(13.3 + 0.5, abs=2 * W)
     assert kinds[1][1] == pytest.approx(6.0 + 0.6, abs=2 * W)
+
+
+# -- speculation: USER_PAUSED at a short silence, USER_RESUMED if speech comes back, the stop confirms ---------
+
+
+def spec_events(probs, **cfg):
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=250, **cfg))
+    return [(k, at, e) for k, at, e in drive(tt, probs)]
+
+
+def test_a_short_pause_inside_a_turn_emits_nothing_extra():
+    events = spec_events(script((0.5, 0.0), (1.0, 0.9), (0.2, 0.0), (1.0, 0.9), (1.0, 0.0)))
+    # the 200 ms pause is below speculate_ms; the final silence speculates, then confirms
+    assert [k for k, _, _ in events] == [K.USER_STARTED_SPEAKING, K.USER_PAUSED, K.USER_STOPPED_SPEAKING]
+
+
+def test_a_longer_pause_speculates_then_resumes_and_the_end_is_confirmed_at_stop_ms():
+    events = spec_events(script((0.5, 0.0), (1.0, 0.9), (0.4, 0.0), (1.0, 0.9), (1.0, 0.0)))
+    kinds = [k for k, _, _ in events]
+    assert kinds == [K.USER_STARTED_SPEAKING, K.USER_PAUSED, K.USER_RESUMED, K.USER_PAUSED,
+                     K.USER_STOPPED_SPEAKING]
+    paused, resumed, paused2, stopped = (e for _, _, e in events[1:])
+    # each pause is announced 250 ms into the silence, the end only after 600 ms of it
+    assert paused.at - paused.speech_end == pytest.approx(0.25, abs=W)
+    assert resumed.speech_end == paused.speech_end and resumed.at < paused.speech_end + 0.6
+    assert paused2.speech_end == pytest.approx(1.5 + 1.4, abs=W)
+    assert stopped.speech_end == paused2.speech_end
+    assert stopped.at - stopped.speech_end == pytest.approx(0.6, abs=W)
+    assert stopped.speech_start == paused.speech_start  # one turn, from its first word
+
+
+def test_speculation_is_off_by_default_and_never_reaches_the_stop():
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=600))
+    kinds = [k for k, _, _ in drive(tt, script((0.5, 0.0), (1.0, 0.9), (0.4, 0.0), (1.0, 0.9), (1.0, 0.0)))]
+    assert K.USER_PAUSED not in kinds and K.USER_RESUMED not in kinds
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=300, speculate_ms=300))  # not shorter than the stop
+    kinds = [k for k, _, _ in drive(tt, script((0.5, 0.0), (1.0, 0.9), (1.0, 0.0)))]
+    assert kinds == [K.USER_STARTED_SPEAKING, K.USER_STOPPED_SPEAKING]
+
+
+def test_a_barge_in_starts_a_fresh_turn_without_a_stale_pause():
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=250, min_interrupt_ms=500))
+    probs = script((0.5, 0.0), (1.0, 0.9), (0.3, 0.0))  # caller talks, pauses (speculation) …
+    events = drive(tt, probs)
+    assert [k for k, _, _ in events][-1] is K.USER_PAUSED
+    t0 = len(probs) * W
+    tt.agent_started(t0)  # … the agent starts, the caller barges in and then stops
+    events = drive(tt, script((1.0, 0.9), (1.0, 0.0)), t0=t0)
+    assert [k for k, _, _ in events] == [K.INTERRUPT, K.USER_STARTED_SPEAKING, K.USER_PAUSED,
+                                         K.USER_STOPPED_SPEAKING]

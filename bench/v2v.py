@@ -1,0 +1,471 @@
+"""Voice-to-voice latency of a real SIP call, measured at the caller, with cloud-like provider stand-ins.
+
+    python -m bench.v2v [--turns 36] [--speculate-ms 200] [--stop-ms 600] [--pauses 0,250,350,450]
+
+The worker is the real server's telephony in this process (baresip SIP engine, shared media tick, Silero
+VAD, endpointing, the conversation runtime) with an agent that uses cloud providers — all pointed at the
+stand-ins (bench.standins, their own process): Deepgram-protocol STT (final transcript 150 ms after the
+voiced audio ends), OpenAI-protocol LLM (first token at 300 ms), ElevenLabs-protocol TTS (first audio at
+100 ms). The caller is a second baresip engine in a child process that dials ``sip:demo@…`` over real
+SIP/RTP (G.711 μ-law) and, per turn, streams an espeak-ng sentence in real time (20 ms frames), then
+listens.
+
+Per turn: voice-to-voice = the caller's last voiced sample leaving its engine → the first voiced sample
+of the agent's reply read from its engine (after the caller's own jitter buffer, as a phone would play
+it). The utterance set mixes plain sentences and sentences with one mid-sentence pause (``--pauses``
+milliseconds, a pause of 0 = none). A turn is CUT OFF when the agent's voice reaches the caller before the
+caller finished the sentence (the agent took a pause for the end). The worker's conversation counts
+speculative replies started, spoken, and wasted (thrown away because the caller went on).
+
+``--speculate-ms 0`` is today's path (nothing starts before the endpointer's ``--stop-ms`` of silence).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import io  # noqa: E402
+import logging  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import wave  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+HOST = "127.0.0.1"
+RATE = 8000
+FRAME = RATE // 50
+VOICED_RMS = 400.0
+SENTENCES = [
+    ("I would like to book a table", "for two people tomorrow evening"),
+    ("Could you tell me when", "the pharmacy opens on Saturday"),
+    ("My account number is", "four five six seven eight"),
+    ("What does Switchboard do", "for a small business like mine"),
+    ("Please send the invoice", "to my office address"),
+    ("I need to change", "my delivery date to Friday"),
+]
+
+log = logging.getLogger("bench.v2v")
+
+
+def speak(text: str) -> np.ndarray:
+    """espeak-ng speech at 8 kHz int16, trimmed of its leading and trailing silence."""
+    from media.resample import Resampler
+
+    out = subprocess.run(["espeak-ng", "--stdout", "-s", "165", text], capture_output=True, check=True).stdout
+    with wave.open(io.BytesIO(out)) as w:
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2").astype(np.int16)
+        rate = w.getframerate()
+    y = Resampler(rate, RATE).process(x)
+    voiced = np.flatnonzero(np.abs(y) > 300)
+    return y[max(0, voiced[0] - 80): voiced[-1] + 80] if len(voiced) else y
+
+
+@dataclass
+class Utterance:
+    text: str
+    pause_ms: int
+    pcm: np.ndarray
+    last_voiced: int  # sample index just after the last voiced frame
+
+
+def utterances(turns: int, pauses: list[int]) -> list[Utterance]:
+    rng = np.random.default_rng(7)
+    cache: dict[str, np.ndarray] = {}
+    out = []
+    for i in range(turns):
+        a, b = SENTENCES[i % len(SENTENCES)]
+        pause = pauses[i % len(pauses)]
+        for part in (a, b, f"{a} {b}"):
+            if part not in cache:
+                cache[part] = speak(part)
+        if pause:
+            gap = rng.normal(0, 30, int(pause * RATE / 1000)).astype(np.int16)
+            pcm = np.concatenate([cache[a], gap, cache[b]])
+            text = f"{a} … ({pause} ms) … {b}"
+        else:
+            pcm = cache[f"{a} {b}"]
+            text = f"{a} {b}"
+        frames = pcm[: len(pcm) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
+        voiced = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > VOICED_RMS)
+        out.append(Utterance(text, pause, pcm, (int(voiced[-1]) + 1) * FRAME))
+    return out
+
+
+# --------------------------------------------------------------------------- the caller (own process)
+
+
+@dataclass
+class TurnResult:
+    text: str
+    pause_ms: int
+    v2v_ms: float | None  # None: no reply heard
+    cut_off: bool
+    sent_at: float | None = None  # monotonic: the last voiced sample left the caller
+    heard_at: float | None = None  # monotonic: the reply's first voiced sample was read by the caller
+
+
+def caller_main(target: str, utts: list[Utterance], conn: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        results = asyncio.run(_caller(target, utts, conn))
+        conn.send(results)
+    except BaseException as exc:  # reported to the benchmark
+        import traceback
+
+        conn.send(RuntimeError(f"caller failed: {exc!r}\n{traceback.format_exc()}"))
+    finally:
+        conn.close()
+
+
+def _rms(pcm: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
+
+
+async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnResult]:
+    from bench.sip_load import free_port
+    from sipcore import create_engine
+    from sipcore.engine import EngineConfig
+
+    engine = create_engine()
+    rtp = free_port(200)
+    await engine.start(EngineConfig(host=HOST, port=free_port(), rtp_port_min=rtp, rtp_port_max=rtp + 199,
+                                    max_calls=4))
+    loop = asyncio.get_running_loop()
+    results: list[TurnResult] = []
+    noise = np.random.default_rng(3)
+    try:
+        call = await engine.dial(target, answer_timeout=10)
+        await asyncio.wait_for(call.wait_answered(), 15)
+        next_at = loop.time()
+
+        async def tick() -> None:
+            nonlocal next_at
+            next_at += FRAME / RATE
+            delay = next_at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            elif delay < -0.2:
+                next_at = loop.time()
+
+        def comfort() -> np.ndarray:
+            if call.tx_buffered >= 2 * FRAME:  # never let the caller's transmit queue grow (timing stays true)
+                return np.zeros(0, np.int16)
+            return noise.normal(0, 30, FRAME).astype(np.int16)
+
+        # settle: let media start and the greeting (if any) play out; listen until 2 s of quiet
+        quiet_since = loop.time()
+        while loop.time() - quiet_since < 2.0:
+            await tick()
+            call.write_pcm(comfort())
+            if _rms(call.read_pcm()) > VOICED_RMS:
+                quiet_since = loop.time()
+        for utt in utts:
+            pcm = utt.pcm
+            sent_last_voiced: float | None = None
+            heard_at: float | None = None
+            pos = 0
+            while pos < len(pcm):
+                await tick()
+                frame = pcm[pos: pos + FRAME]
+                if len(frame) < FRAME:
+                    frame = np.concatenate([frame, np.zeros(FRAME - len(frame), np.int16)])
+                ahead = call.tx_buffered / RATE  # queued before this frame: it leaves that much later
+                call.write_pcm(frame)
+                if pos < utt.last_voiced <= pos + FRAME:
+                    sent_last_voiced = loop.time() + ahead + (utt.last_voiced - pos) / RATE
+                pos += FRAME
+                rx = call.read_pcm()
+                if heard_at is None and _rms(rx) > VOICED_RMS:
+                    heard_at = loop.time()  # while the caller still talks: cut off
+            cut_off = heard_at is not None
+            # listen for the reply (up to 5 s), then until it has finished (0.8 s of quiet)
+            deadline = loop.time() + 5.0
+            while heard_at is None and loop.time() < deadline:
+                await tick()
+                call.write_pcm(comfort())
+                rx = call.read_pcm()
+                if _rms(rx) > VOICED_RMS:
+                    frames = rx[: len(rx) // FRAME * FRAME].reshape(-1, FRAME) if len(rx) >= FRAME else rx[None]
+                    first = next(i for i, f in enumerate(frames) if _rms(f) > VOICED_RMS)
+                    heard_at = loop.time() - (len(frames) - first - 1) * FRAME / RATE
+            quiet_since = loop.time()
+            while loop.time() - quiet_since < 0.8 and loop.time() < deadline + 10:
+                await tick()
+                call.write_pcm(comfort())
+                if _rms(call.read_pcm()) > VOICED_RMS:
+                    quiet_since = loop.time()
+            v2v = None
+            if heard_at is not None and sent_last_voiced is not None and not cut_off:
+                v2v = (heard_at - sent_last_voiced) * 1000.0
+            results.append(TurnResult(utt.text, utt.pause_ms, v2v, cut_off, sent_at=sent_last_voiced,
+                                      heard_at=heard_at))
+        conn.send(("turns-done", len(results)))
+        while not conn.poll(0):  # wait for the benchmark to read the worker's counters
+            await tick()
+            call.write_pcm(comfort())
+            call.read_pcm()
+        await call.hangup()
+        await asyncio.wait_for(call.wait_ended(), 10)
+    finally:
+        await engine.stop()
+    return results
+
+
+# --------------------------------------------------------------------------- the worker (this process)
+
+
+@dataclass
+class Run:
+    turns: list[TurnResult] = field(default_factory=list)
+    conversation: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    trace: dict[str, list[float]] = field(default_factory=dict)
+    jbuf_ms: Any = None
+
+
+async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> Run:
+    import multiprocessing as mp
+
+    from agents.voices import VoiceCatalog
+    from bench.sip_load import free_port, poll
+    from media.endpointing import EndpointingConfig
+    from store.crypto import SecretBox
+    from store.db import create_pool
+    from store.migrate import migrate
+    from switchboard.bootstrap import ensure_demo
+    from switchboard.calls.session import CallSession
+    from switchboard.calls.telephony import Alias, Telephony
+    from switchboard.config import Settings
+
+    fields = {"stop_ms": args.stop_ms}
+    if "speculate_ms" in EndpointingConfig.__dataclass_fields__:
+        fields["speculate_ms"] = args.speculate_ms
+    elif args.speculate_ms:
+        raise SystemExit("this checkout's endpointer has no speculation: run with --speculate-ms 0")
+
+    def endpointing(self: Any) -> EndpointingConfig:
+        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)), **fields)
+
+    CallSession._endpointing = endpointing  # type: ignore[method-assign]  # the benchmark's endpointing
+    out = Run()
+    trace = out.trace
+    from switchboard.calls.media_loop import MediaLoop
+
+    step, play = MediaLoop.step, MediaLoop.play
+
+    from media.tick import MediaTick
+
+    process = MediaTick.process
+
+    def traced_process(self: Any, now: float) -> Any:  # when the endpointer decided what, on the wall clock
+        events = process(self, now)
+        for ev in events:
+            trace.setdefault(ev.event.kind.value, []).append(time.monotonic())
+        return events
+
+    MediaTick.process = traced_process  # type: ignore[method-assign]
+
+    def traced_step(self: Any, now: float) -> None:  # when voiced caller audio reached the worker's tick
+        for leg in self.legs.values():
+            if not getattr(leg.call, "_bench_traced", False):
+                read = leg.call.read_pcm
+
+                def traced_read(read: Any = read) -> np.ndarray:
+                    pcm = read()
+                    if len(pcm) and np.sqrt(np.mean(pcm.astype(np.float64) ** 2)) > VOICED_RMS:
+                        trace.setdefault("rx_voiced", []).append(time.monotonic())
+                    return pcm
+
+                leg.call.read_pcm = traced_read
+                leg.call._bench_traced = True
+                trace["jbuf"] = [leg.call]  # type: ignore[list-item]
+        step(self, now)
+
+    def traced_play(self: Any, key: Any, pcm: np.ndarray) -> None:
+        if np.abs(pcm).max(initial=0) > 1000:
+            trace.setdefault("play", []).append(time.monotonic())
+        play(self, key, pcm)
+
+    MediaLoop.step, MediaLoop.play = traced_step, traced_play  # type: ignore[method-assign]
+    loop = asyncio.get_running_loop()
+    rtp = free_port(400)
+    settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
+                        rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST)
+    pool = await create_pool(dsn, max_size=4)
+    tel = None
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+            first = await ensure_demo(conn)
+            config = {"response_engine": {"type": "llm", "base_url": f"{standins.base_url}/v1",
+                                          "llm_model": "stand-in", "system_prompt": "Be brief."},
+                      "stt": {"provider": "deepgram"}, "voice_id": "elevenlabs-rachel",
+                      "begin_message": None, "first_speaker": "user", "interruptible": True}
+            await conn.execute("UPDATE agents SET config = config || $2::jsonb WHERE id = $1", first.demo_agent_id,
+                               config)
+        voices = await loop.run_in_executor(None, VoiceCatalog.load_local)
+        tel = Telephony(settings, pool, SecretBox(settings.resolved_secret_key()), voices,
+                        aliases=[Alias("demo", first.org_id, first.demo_agent_id)])
+        await tel.start()
+        utts = await loop.run_in_executor(None, utterances, args.turns, args.pauses)
+        overload = getattr(tel, "overload", None)
+        if overload is not None:  # start-up (decoder warm-up) makes the loop late for a moment: wait it out
+            await poll(lambda: overload.refusal_reason() is None, 30)
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        caller = ctx.Process(target=caller_main, args=(f"sip:demo@{HOST}:{settings.sip_port}", utts, child),
+                             name="v2v-caller")
+        caller.start()
+        child.close()
+        got: Any = None
+        while True:
+            ready = await loop.run_in_executor(None, parent.poll, 1.0)
+            if ready:
+                got = parent.recv()
+                if isinstance(got, tuple) and got[0] == "turns-done":
+                    with contextlib.suppress(Exception):
+                        out.jbuf_ms = out.trace["jbuf"][0]._native.stats().jbuf_delay_ms  # type: ignore[attr-defined]
+                    conv = next((s.conversation for s in tel.sessions.values() if s.conversation), None)
+                    if conv is not None:
+                        out.conversation = {k: getattr(conv, k, None) for k in (
+                            "speculations", "speculations_used", "speculations_wasted", "interruptions")}
+                    parent.send("bye")
+                    continue
+                break
+            if not caller.is_alive():
+                raise SystemExit(f"the caller exited ({caller.exitcode}) without results")
+        caller.join(10)
+        if isinstance(got, BaseException):
+            raise got
+        out.turns = got
+        await poll(lambda: not tel.sessions, 15)  # the call's row is final once its session is gone
+        row = await pool.fetchrow("SELECT metrics FROM calls WHERE worker_id = 'v2v' ORDER BY created_at DESC LIMIT 1")
+        out.metrics = (row["metrics"] if row else None) or {}
+    finally:
+        if tel is not None:
+            await tel.stop()
+        await pool.close()
+    return out
+
+
+def report(args: argparse.Namespace, res: Run) -> None:
+    turns = res.turns
+    v = [t.v2v_ms for t in turns if t.v2v_ms is not None]
+    cut = [t for t in turns if t.cut_off]
+    missing = [t for t in turns if t.v2v_ms is None and not t.cut_off]
+    print(f"\n== bench-v2v: {len(turns)} turns over one real SIP call (G.711 μ-law), speculate at "
+          f"{args.speculate_ms:g} ms of silence, confirm (speak) at {args.stop_ms:g} ms; stand-ins: STT final "
+          f"150 ms after the audio ends, LLM first token 300 ms, TTS first audio 100 ms; {os.cpu_count()} cores ==")
+    if v:
+        print(f"voice-to-voice (caller's last voiced sample sent → first voiced sample received): p50 "
+              f"{np.percentile(v, 50):.0f} ms, p90 {np.percentile(v, 90):.0f} ms, min {min(v):.0f}, max {max(v):.0f} "
+              f"over {len(v)} turns   target p50 ≤ 650 ms: {'MET' if np.percentile(v, 50) <= 650 else 'MISSED'}")
+    print(f"cut off (agent heard before the caller finished): {len(cut)}/{len(turns)} = "
+          f"{len(cut) / max(1, len(turns)) * 100:.1f} %; no reply heard: {len(missing)}")
+    for pause in sorted({t.pause_ms for t in turns}):
+        sub = [t for t in turns if t.pause_ms == pause]
+        vv = [t.v2v_ms for t in sub if t.v2v_ms is not None]
+        print(f"   mid-sentence pause {pause:>4} ms: {len(sub):>3} turns, cut off {sum(t.cut_off for t in sub):>2}, "
+              f"v2v p50 {np.percentile(vv, 50) if vv else float('nan'):.0f} ms")
+    for t in missing:
+        print(f"   no reply within 5 s: {t.text!r}")
+    c = res.conversation
+    if c and c.get("speculations") is not None:
+        started = c["speculations"] or 0
+        print(f"speculation: {started} speculative replies started, {c['speculations_used']} spoken, "
+              f"{c['speculations_wasted']} wasted (caller went on) = "
+              f"{(c['speculations_wasted'] or 0) / max(1, started) * 100:.0f} % of those started")
+    plays = sorted(res.trace.get("play", []))
+    split: dict[str, list[float]] = {}
+    for t in turns:
+        if t.v2v_ms is None or t.sent_at is None or t.heard_at is None:
+            continue
+        rx = [x for x in res.trace.get("rx_voiced", []) if t.sent_at - 3 < x <= t.heard_at]
+        if rx:
+            split.setdefault("rx", []).append((max(rx) - t.sent_at) * 1000)
+        marks = {"paused": "user_paused", "stopped": "user_stopped_speaking"}
+        for name, kind in marks.items():
+            at = next((x for x in sorted(res.trace.get(kind, [])) if t.sent_at < x <= t.heard_at), None)
+            if at is not None:
+                split.setdefault(name, []).append((at - t.sent_at) * 1000)
+        first = next((p for p in plays if t.sent_at < p <= t.heard_at), None)
+        if first is not None:
+            split.setdefault("play", []).append((first - t.sent_at) * 1000)
+            split.setdefault("heard", []).append((t.heard_at - first) * 1000)
+    if split:
+        med = {k: f"{np.median(v):.0f}" for k, v in split.items()}
+        print(f"split (medians, from the caller's last voiced sample): the worker's tick reads it at "
+              f"{med.get('rx', '–')} ms (RTP + the worker's jitter buffer {res.jbuf_ms} ms), endpointer USER_PAUSED at "
+              f"{med.get('paused', '–')} ms, USER_STOPPED_SPEAKING (confirmed) at {med.get('stopped', '–')} ms, first "
+              f"reply audio handed to the engine at {med.get('play', '–')} ms; then {med.get('heard', '–')} ms until the "
+              f"caller reads it (worker's transmit buffer, RTP, the caller's jitter buffer)")
+    m = res.metrics
+    if m:
+        keys = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms")
+        print("worker's own per-turn metrics (p50/p90): " + ", ".join(
+            f"{k[:-3]} {m.get(k, {}).get('p50')}/{m.get(k, {}).get('p90')} ms" for k in keys)
+            + " (worker v2v: from the endpointer's speech end to the first audio handed to the engine)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--turns", type=int, default=36)
+    ap.add_argument("--speculate-ms", type=float, default=200.0, help="0: no speculation (today's path)")
+    ap.add_argument("--stop-ms", type=float, default=600.0, help="the endpointer's confirmation silence")
+    ap.add_argument("--pauses", default="0,0,250,350,450,0",
+                    help="mid-sentence pause per turn, cycled (ms; 0 = a plain sentence)")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    args = ap.parse_args()
+    args.pauses = [int(x) for x in args.pauses.split(",")]
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bench.standins import StandInProcess
+    from store.db import embedded_database_url
+
+    standins = StandInProcess(stt_final_ms=150.0, llm_first_ms=300.0, tts_first_ms=100.0)
+    os.environ.update({"DEEPGRAM_BASE_URL": standins.base_url, "DEEPGRAM_API_KEY": "bench",
+                       "ELEVENLABS_BASE_URL": standins.base_url, "ELEVENLABS_API_KEY": "bench",
+                       "OPENAI_API_KEY": "bench", "SWITCHBOARD_ADMISSION": "off"})  # latency, not capacity
+    try:
+        with tempfile.TemporaryDirectory(prefix="sbv2v", dir="/tmp") as tmpname:
+            tmp = Path(tmpname)
+            dsn = embedded_database_url(tmp)
+            import pgserver
+
+            server = pgserver.get_server(tmp / "postgres")
+            try:
+                loop_factory = None
+                try:
+                    import uvloop
+
+                    loop_factory = uvloop.new_event_loop
+                except ImportError:
+                    pass
+                print(f"{args.turns} turns; stand-ins on {standins.base_url}; caller and worker on loopback …",
+                      flush=True)
+                with asyncio.Runner(loop_factory=loop_factory) as runner:
+                    res = runner.run(run(args, tmp, dsn, standins))
+            finally:
+                server.cleanup()
+    finally:
+        standins.stop()
+    report(args, res)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Real time first: is this worker keeping up, and may it take another call?
+
+Two measurements decide:
+- the event loop's lateness, sampled by a 20 ms timer of its own (the media tick runs on the same loop:
+  a timer that wakes late means the tick wakes late; frames slip once it is > 20 ms late);
+- the shared local recogniser's load (agents.stt_load.SttLoad): utterances shed, or decoding degraded to
+  the phrase grammar, in the last few seconds.
+
+`degraded` (for `/health` and metrics): over the last ``window_s`` seconds more than ``late_share`` (1 %)
+of the timer's wake-ups came more than a frame (20 ms) late — frames are slipping — or speech-to-text is
+overloaded. `admit()` (the inbound path asks before answering a new call) refuses earlier than frames slip:
+when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 ms: three quarters of a
+frame) late, or speech-to-text is overloaded, or the worker already has ``max_calls`` calls.
+``SWITCHBOARD_ADMISSION=off`` keeps measuring but never refuses (benchmarks on a shared machine).
+`snapshot()` gives the counters (lateness percentiles, refusals, STT pending/shed/degraded) for export.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from agents.stt_load import ATTRIBUTE, SttLoad, load_of
+
+log = logging.getLogger(__name__)
+
+PERIOD = 0.020
+
+
+class Overload:
+    def __init__(self, stt: Any = None, *, refuse_ms: float = 15.0, degraded_ms: float = 20.0,
+                 late_share: float = 0.01, window_s: float = 5.0, max_calls: int | None = None,
+                 active_calls: Callable[[], int] | None = None, admission: bool | None = None) -> None:
+        """``stt``: the worker's shared local recogniser; an SttLoad is attached to it (the conversations
+        ask it before every decode) unless it carries one already."""
+        self.refuse_ms, self.degraded_ms, self.window_s = refuse_ms, degraded_ms, window_s
+        self.late_share = late_share
+        if admission is None:
+            admission = os.environ.get("SWITCHBOARD_ADMISSION", "on").strip().lower() not in ("off", "0", "no")
+        self.admission = admission
+        self.max_calls, self.active_calls = max_calls, active_calls
+        self.stt_load: SttLoad | None = load_of(stt)
+        if self.stt_load is None and stt is not None:
+            self.stt_load = SttLoad()
+            setattr(stt, ATTRIBUTE, self.stt_load)
+        self._lateness: deque[float] = deque(maxlen=max(1, int(window_s / PERIOD)))  # ms
+        self._task: asyncio.Task[None] | None = None
+        self.refused = 0
+        self.admitted = 0
+        self.degraded_since: float | None = None
+        self.degraded_seconds = 0.0  # total time spent degraded (metrics)
+        self._last_log = -1e9
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._probe(), name="overload-probe")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _probe(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + PERIOD
+            await asyncio.sleep(PERIOD)
+            self.record_lateness(max(0.0, loop.time() - due) * 1000.0)
+
+    def record_lateness(self, ms: float) -> None:
+        """One lateness sample (the probe's; tests feed their own)."""
+        self._lateness.append(ms)
+        self._track()
+
+    # -- decisions -------------------------------------------------------------------------------------
+    def lateness_p95_ms(self) -> float:
+        return float(np.percentile(self._lateness, 95)) if self._lateness else 0.0
+
+    def late_share_over(self, ms: float) -> float:
+        """Share of the window's wake-ups that came more than ``ms`` late."""
+        lat = self._lateness
+        return sum(1 for x in lat if x > ms) / len(lat) if lat else 0.0
+
+    @property
+    def stt_overloaded(self) -> bool:
+        return self.stt_load is not None and self.stt_load.overloaded
+
+    @property
+    def degraded(self) -> bool:
+        return self.late_share_over(self.degraded_ms) > self.late_share or self.stt_overloaded
+
+    def admit(self) -> bool:
+        """May the worker answer one more call without its live calls' audio slipping?"""
+        reason = self.refusal_reason()
+        if reason is None or not self.admission:
+            self.admitted += 1
+            return True
+        self.refused += 1
+        log.warning("refusing a new call: %s", reason)
+        return False
+
+    def refusal_reason(self) -> str | None:
+        if self.max_calls is not None and self.active_calls is not None and self.active_calls() >= self.max_calls:
+            return f"{self.active_calls()} calls up (limit {self.max_calls})"
+        share = self.late_share_over(self.refuse_ms)
+        if share > self.late_share:
+            return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
+                    f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
+        if self.stt_overloaded:
+            return "speech-to-text is overloaded (utterances shed or decoding degraded)"
+        return None
+
+    def _track(self) -> None:
+        now = time.monotonic()
+        if self.degraded:
+            if self.degraded_since is None:
+                self.degraded_since = now
+                if now - self._last_log >= 10.0:  # flapping must not flood the log
+                    self._last_log = now
+                    log.warning("worker degraded: %s", self.snapshot())
+        elif self.degraded_since is not None:
+            self.degraded_seconds += now - self.degraded_since
+            self.degraded_since = None
+
+    def snapshot(self) -> dict[str, Any]:
+        lat = list(self._lateness)
+        out: dict[str, Any] = {
+            "degraded": self.degraded, "admitted": self.admitted, "refused": self.refused,
+            "admission": self.admission,
+            "late_share": {f">{self.refuse_ms:g}ms": round(self.late_share_over(self.refuse_ms), 4),
+                           f">{self.degraded_ms:g}ms": round(self.late_share_over(self.degraded_ms), 4)},
+            "loop_lateness_ms": {"p50": round(float(np.percentile(lat, 50)), 2) if lat else None,
+                                 "p95": round(float(np.percentile(lat, 95)), 2) if lat else None,
+                                 "max": round(max(lat), 2) if lat else None},
+            "degraded_seconds": round(self.degraded_seconds, 1),
+        }
+        if self.stt_load is not None:
+            out["stt"] = self.stt_load.snapshot()
+        return out

@@ -1,0 +1,138 @@
+"""The shared local recogniser's bounded queue, and the worker's overload flag and admission check, on a
+virtual clock."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from agents.stt_load import SttLoad, load_of
+from switchboard.calls.overload import Overload
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_utterances_beyond_the_bound_are_shed_and_counted():
+    clock = Clock()
+    load = SttLoad(max_pending=3, clock=clock)
+    tickets = [load.begin() for _ in range(3)]
+    assert all(t is not None for t in tickets) and load.pending == 3
+    assert load.begin() is None and load.begin() is None  # the queue is full: shed, not queued
+    assert load.stats.shed == 2 and load.overloaded
+    clock.t += 0.4
+    assert load.end(tickets[0]) == pytest.approx(400.0)
+    assert load.begin() is not None  # room again
+    clock.t += 10  # the shed is out of the window; nothing is slow any more
+    for t in tickets[1:]:
+        load.end(t, completed=False)
+    assert load.snapshot()["shed"] == 2 and load.snapshot()["completed"] == 1
+
+
+def test_slow_decoding_degrades_to_the_grammar_and_recovers_with_hysteresis():
+    clock = Clock()
+    load = SttLoad(max_pending=8, degrade_ms=1000, window_s=5, clock=clock)
+    for _ in range(3):
+        t = load.begin()
+        clock.t += 1.5  # each decode took 1.5 s
+        load.end(t)
+    assert load.degraded and load.overloaded
+    for _ in range(3):
+        t = load.begin()
+        clock.t += 0.4  # fast again, but the window's median (1.5 s ×3, 0.4 s ×3) is still over half of 1 s
+        load.end(t)
+    assert load.degraded
+    clock.t += 4  # the slow ones leave the window
+    assert not load.degraded  # 400 ms < 500 ms: back to full decoding
+    t = load.begin()
+    clock.t += 0.7  # 700 ms: under degrade_ms, so it does not degrade again
+    load.end(t)
+    assert not load.degraded
+    clock.t += 6
+    t = load.begin()
+    clock.t += 0.2
+    load.end(t)
+    assert not load.degraded and not load.overloaded
+    assert load.stats.degraded_utterances >= 3
+
+
+def test_a_decode_slower_than_the_window_still_counts():
+    clock = Clock()
+    load = SttLoad(max_pending=8, degrade_ms=1000, window_s=5, clock=clock)
+    load.begin()
+    clock.t += 0.5
+    assert not load.degraded
+    clock.t += 1.0  # waiting 1.5 s with no final: slow
+    assert load.degraded
+
+
+def test_half_a_queue_is_degraded_already():
+    load = SttLoad(max_pending=4, clock=Clock())
+    load.begin(), load.begin()
+    assert not load.degraded
+    load.begin()
+    assert load.degraded
+
+
+def test_overload_attaches_a_load_to_the_shared_recogniser():
+    class Recogniser:
+        pass
+
+    stt = Recogniser()
+    overload = Overload(stt)
+    assert load_of(stt) is overload.stt_load is not None
+    assert Overload(stt).stt_load is overload.stt_load  # one load per recogniser
+
+
+def test_admission_refuses_before_frames_slip_and_health_reports_degraded():
+    overload = Overload(None, refuse_ms=15, degraded_ms=20, late_share=0.01, window_s=5, admission=True)
+    for _ in range(250):
+        overload.record_lateness(2.0)
+    assert overload.admit() and not overload.degraded
+    for _ in range(5):  # 2 % of wake-ups 16 ms late: not slipping yet, but refuse new calls
+        overload.record_lateness(16.0)
+    assert not overload.degraded
+    assert not overload.admit() and overload.refused == 1
+    assert "late" in (overload.refusal_reason() or "")
+    for _ in range(5):  # now frames slip (> 20 ms): degraded
+        overload.record_lateness(30.0)
+    assert overload.degraded and overload.snapshot()["degraded"] is True
+    for _ in range(250):
+        overload.record_lateness(1.0)
+    assert overload.admit() and not overload.degraded
+
+
+def test_an_overloaded_recogniser_refuses_calls_and_admission_off_only_counts():
+    clock = Clock()
+
+    class Recogniser:
+        pass
+
+    stt = Recogniser()
+    stt.stt_load = SttLoad(max_pending=1, clock=clock)  # type: ignore[attr-defined]
+    overload = Overload(stt, admission=True)
+    stt.stt_load.begin()  # type: ignore[attr-defined]
+    assert overload.stt_overloaded and overload.degraded
+    assert not overload.admit()
+    relaxed = Overload(stt, admission=False)
+    assert relaxed.admit() and relaxed.refused == 0
+
+
+async def test_the_probe_measures_a_blocked_event_loop():
+    import time
+
+    overload = Overload(None, window_s=1)
+    overload.start()
+    try:
+        await asyncio.sleep(0.1)
+        time.sleep(0.08)  # block the loop as a stalled tick would  # noqa: ASYNC251
+        await asyncio.sleep(0.1)
+        assert overload.snapshot()["loop_lateness_ms"]["max"] >= 50
+    finally:
+        await overload.stop()

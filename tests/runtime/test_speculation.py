@@ -1,0 +1,125 @@
+"""Speculative replies on the real runtime (media tick with Silero VAD, endpointer, conversation, the
+Deepgram client against the Deepgram-protocol test server, the llm engine against the OpenAI-protocol test
+server, espeak-ng): the reply is prepared at a short pause, spoken only once the endpointer confirms the
+end of the turn, and thrown away — unheard, and forgotten by the model — when the caller goes on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from tests.agents.fake_openai import FakeOpenAI, Reply
+from tests.providers.fake_deepgram import FakeDeepgram, Say
+from tests.runtime.conftest import agent_config, silence, speech
+
+
+@pytest.fixture
+async def llm():
+    server = await FakeOpenAI().start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+async def deepgram(monkeypatch):
+    server = await FakeDeepgram().start()
+    monkeypatch.setenv("DEEPGRAM_BASE_URL", server.base_url)
+    monkeypatch.setenv("DEEPGRAM_API_KEY", server.key)
+    yield server
+    await server.stop()
+
+
+def cloud_agent(llm: FakeOpenAI) -> dict:
+    return agent_config(response_engine={"type": "llm", "base_url": llm.base_url, "llm_model": "test-model",
+                                         "system_prompt": "Be brief."},
+                        stt={"provider": "deepgram"}, begin_message=None, first_speaker="user")
+
+
+def voiced_writes(call) -> list[float]:
+    """Monotonic times at which the engine was handed agent audio (not silence padding)."""
+    times: list[float] = []
+    call.on_write = lambda pcm: times.append(time.monotonic()) if np.abs(pcm).max(initial=0) > 1000 else None
+    return times
+
+
+def turn_events(call) -> list[tuple[str, float]]:
+    """(kind, monotonic time) of every turn event the conversation is handed."""
+    seen: list[tuple[str, float]] = []
+    conv = call.session.conversation
+    handle = conv.on_turn_event
+
+    def record(event):
+        seen.append((event.kind.value, time.monotonic()))
+        handle(event)
+
+    conv.on_turn_event = record
+    return seen
+
+
+async def until(cond, limit: float = 20.0) -> None:
+    deadline = time.monotonic() + limit
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def test_a_pause_speculates_the_caller_goes_on_and_the_speculation_is_discarded(start_call, llm, deepgram):
+    deepgram.script = [Say("I would like to book a table"), Say("and maybe tomorrow evening")]
+    # whichever request reaches the model first (the speculation may be dropped before its request is sent)
+    llm.script = [Reply(["Booked for two, tomorrow."], first_delay=0.2), Reply(["Booked for two, tomorrow."])]
+    call = await start_call(cloud_agent(llm))
+    writes = voiced_writes(call.call)
+    await until(lambda: call.session.conversation is not None)
+    events = turn_events(call)
+    first, second = speech("I would like to book a table"), speech("and maybe tomorrow evening")
+    call.call.say(first)
+    call.call.say(silence(0.1))  # with the 0.1 s padding of each part: a 0.3 s mid-sentence pause; what the
+    # VAD calls silence (the words' quiet ends included) lasts longer than speculate_ms, shorter than stop_ms
+    call.call.say(second)
+    call.call.say(silence(2.5))
+    await until(lambda: call.call.rx_started_at is not None)
+    caller_done = call.call.rx_started_at + (len(first) + int(0.1 * 8000) + len(second)) / 8000
+    turns = await call.wait_turns(2)
+    assert [(t["role"], t["content"]) for t in turns[:2]] == [
+        ("user", "I would like to book a table and maybe tomorrow evening"), ("agent", "Booked for two, tomorrow.")]
+    conv = call.session.conversation
+    assert conv.speculations >= 2 and conv.speculations_wasted >= 1 and conv.speculations_used == 1
+    # the model was asked about the first half at the pause, then forgot it: one user message, the whole turn
+    last = llm.requests[-1]["messages"]
+    assert [m["content"] for m in last if m["role"] == "user"] == [
+        "I would like to book a table and maybe tomorrow evening"]
+    assert not any(m["role"] == "assistant" for m in last)  # nor a reply it never gave
+    # nothing of the discarded reply was heard; the kept one only after the caller finished and the
+    # endpointer confirmed the end
+    assert [k for k, _ in events] == ["user_started_speaking", "user_paused", "user_resumed", "user_paused",
+                                      "user_stopped_speaking"]
+    assert writes and min(writes) >= events[-1][1] > caller_done
+
+
+async def test_a_finished_sentence_is_answered_from_the_speculation_once_confirmed(start_call, llm, deepgram):
+    deepgram.script = [Say("what are your opening hours")]
+    llm.script = [Reply(["We are open from nine to five."])]
+    call = await start_call(cloud_agent(llm))
+    writes = voiced_writes(call.call)
+    await until(lambda: call.session.conversation is not None)
+    events = turn_events(call)
+    said = speech("what are your opening hours")
+    call.call.say(said)
+    call.call.say(silence(2.5))
+    turns = await call.wait_turns(2)
+    assert [(t["role"], t["content"]) for t in turns[:2]] == [
+        ("user", "what are your opening hours"), ("agent", "We are open from nine to five.")]
+    conv = call.session.conversation
+    assert conv.speculations == 1 and conv.speculations_used == 1 and conv.speculations_wasted == 0
+    assert len(llm.requests) == 1  # the speculative request was the reply: not asked twice
+    kinds = [k for k, _ in events]
+    assert kinds == ["user_started_speaking", "user_paused", "user_stopped_speaking"]
+    paused_at, stopped_at = events[1][1], events[2][1]
+    assert stopped_at - paused_at == pytest.approx(0.4, abs=0.1)  # stop_ms − speculate_ms
+    assert min(writes) >= stopped_at  # prepared at the pause, spoken only once the end is confirmed
+    call.call.remote_hangup()
+    row = await call.ended()
+    assert row["metrics"]["turns"] == 1 and row["metrics"]["voice_to_voice_ms"]["p50"] is not None

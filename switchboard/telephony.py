@@ -14,8 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from agents.providers.espeak_tts import EspeakTTS
-from agents.providers.pocketsphinx_stt import PocketsphinxSTT
-from agents.providers.sphinx_pool import DecoderPool
+from agents.providers.local_stt import make_local_stt
 from agents.voices import VoiceCatalog
 from sipcore import create_engine, sip_to_q850
 from sipcore.engine import Call, Engine, EngineConfig, IncomingCall, RefusedCall
@@ -58,7 +57,7 @@ class Telephony:
         self.sessions: dict[UUID, CallSession] = {}
         self._tasks = TaskSet()
         self.secrets = secrets
-        self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
@@ -80,7 +79,7 @@ class Telephony:
         self.engine.set_incoming_handler(self._incoming)
         self.engine.on_refused(self._refused)
         await self.supervisor.start()
-        self._spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
+        self._spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
         self.media.start()
         self.dialer.start()
         self.running = True

@@ -13,6 +13,11 @@ result is accepted only when it is a whole phrase whose words span most of the u
 limit: speech acoustically close to an expected phrase can still be snapped onto it ("where is the
 hotel" → "where are you located"), the price of grammar recognition.
 Exact digital silence hurts the acoustic front end, so a faint deterministic noise floor is added.
+
+Without interim results (the server's setting: a call pushes each utterance whole, once the endpointer
+has closed it) an utterance is decoded in one batch at its flush, with cepstral mean normalisation over
+that utterance alone: the result does not depend on what the decoder heard before. Streamed decoding
+(interim results) normalises live, from the model's default means, adapting over the decoder's utterances.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class PocketsphinxSTT(SpeechToText):
     def stream(self, *, phrases: Sequence[str] | None = None, strict: bool = False) -> SphinxStream:
         return SphinxStream(self, list(phrases or ()), strict)
 
+    async def warm(self) -> None:
+        """Before the first call: create the pool's decoders (0.4–0.7 s each)."""
+        await self.pool.warm()
+
     async def aclose(self) -> None:
         self.pool.close()
 
@@ -71,6 +80,7 @@ class SphinxStream(QueuedSpeechStream):
         utt: list[np.ndarray] = []
         utt_start = 0
         last_partial = ""
+        streaming = self._stt.interim_results
         try:
             if self._phrases:
                 grammar = await self._pool.grammar(self._phrases)
@@ -81,25 +91,35 @@ class SphinxStream(QueuedSpeechStream):
                     while self._ops and isinstance(self._ops[0], np.ndarray):
                         batch.append(self._ops.popleft())  # type: ignore[arg-type]
                     pcm = self._condition(np.concatenate(batch))
-                    start = dec is None
-                    if start:
-                        dec = await self._pool.acquire()
-                        utt, utt_start, last_partial = [], self._samples, ""
+                    if not utt:
+                        utt_start, last_partial = self._samples, ""
                     self._samples += len(pcm)
                     if sum(map(len, utt)) < _MAX_UTTERANCE_S * SAMPLE_RATE:
                         utt.append(pcm)
+                    if not streaming:
+                        continue  # decoded whole at the flush (per-utterance normalisation)
+                    start = dec is None
+                    if start:
+                        dec = await self._pool.acquire()
                     partial = await self._run(self._feed, dec, grammar, pcm, start)
-                    if self._stt.interim_results and partial and partial != last_partial:
+                    if partial and partial != last_partial:
                         last_partial = partial
                         ms = utt_start * 1000 // SAMPLE_RATE
                         self._events.put_nowait(Transcript(partial, False, ms, self._samples * 1000 // SAMPLE_RATE))
                 elif op == FLUSH:
-                    if dec is None:
+                    if not utt:
                         continue
                     t0 = time.perf_counter()
-                    text, first, last = await self._run(self._finish, dec, grammar, np.concatenate(utt))
+                    audio = np.concatenate(utt)
+                    utt = []
+                    if dec is None:  # not streamed: the whole utterance in one batch decode
+                        dec = await self._pool.acquire()
+                        text, first, last = await self._run(self._decode_whole, dec, grammar, audio)
+                    else:
+                        text, first, last = await self._run(self._finish, dec, grammar, audio)
                     self._pool.release(dec)
                     dec = None
+                    text, first, last = await self._second_opinion(grammar, audio, text, first, last)
                     base = utt_start * 1000 // SAMPLE_RATE
                     end = self._samples * 1000 // SAMPLE_RATE
                     self._events.put_nowait(Transcript(
@@ -122,6 +142,11 @@ class SphinxStream(QueuedSpeechStream):
             if dec is not None:
                 self._recycle(loop, dec)
             self._events.put_nowait(None)
+
+    async def _second_opinion(self, grammar: PhraseGrammar | None, audio: np.ndarray, text: str, first: int,
+                              last: int) -> tuple[str, int, int]:
+        """Hook for a hybrid recogniser (a grammar miss decoded by another engine); the result as is here."""
+        return text, first, last
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         self._inflight = self._pool.executor.submit(fn, *args)
@@ -164,6 +189,18 @@ class SphinxStream(QueuedSpeechStream):
         d.process_raw(pcm.tobytes(), False, False)
         hyp = d.hyp()
         return hyp.hypstr if hyp is not None else ""
+
+    def _decode_whole(self, dec: PooledDecoder, grammar: PhraseGrammar | None,
+                      audio: np.ndarray) -> tuple[str, int, int]:
+        """The whole utterance at once (`full_utt`): cepstral mean normalisation is computed over this
+        utterance alone, so a decode never depends on what the decoder heard before (the first call after
+        a start used to be normalised with the model's default means, far from a phone line's, and misheard
+        "what does switchboard do" as "what a god we did or two")."""
+        d = dec.decoder
+        dec.use_grammar(grammar)
+        d.start_utt()
+        d.process_raw(audio.tobytes(), False, True)
+        return self._finish(dec, grammar, audio)
 
     def _finish(self, dec: PooledDecoder, grammar: PhraseGrammar | None, audio: np.ndarray) -> tuple[str, int, int]:
         d = dec.decoder

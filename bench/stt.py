@@ -1,6 +1,7 @@
 """The local recogniser on the demo's own questions, as a phone call hears them.
 
-Input: the demo agent's expected questions (`DEMO_PHRASES`, 18 phrases), spoken by two espeak-ng voices
+Input: the demo agent's expected questions (`DEMO_PHRASES`, 18 phrases) and 6 other questions a caller may
+ask that are not in that list (`OTHER_QUESTIONS`: out of grammar), spoken by two espeak-ng voices
 (`en-us`, the demo's voice, and `en-us+f3`) at 130, 150, 170 and 190 words/min, resampled to 8 kHz with a
 faint noise floor and silence around the speech, then G.711 μ-law encoded and decoded, as a phone line
 delivers it. Each utterance is cut by the server's own VAD (Silero at 8 kHz) and endpointer with the
@@ -11,7 +12,7 @@ Every (voice, speed) block starts the engine afresh (new provider, new helper pr
 start-up warming) and its first utterance is the demo's headline question, so the first call after a
 start is measured 8 times. Printed per engine, per voice and speed: word error rate, phrase accuracy,
 latency (end of audio pushed → final transcript) p50/p90 and CPU seconds per utterance (this process and
-every helper process it started).
+every helper process it started); the other questions are reported apart.
 
     make bench-stt BENCH_ARGS="--engines pocketsphinx,hybrid --speeds 130,150,170,190"
 """
@@ -25,6 +26,7 @@ import os
 import subprocess
 import time
 import wave
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +48,15 @@ PREROLL_S = 0.6  # agents.conversation.PREROLL_SECONDS
 VOICES = ("en-us", "en-us+f3")
 SPEEDS = (130, 150, 170, 190)
 FIRST_QUESTION = "what does switchboard do"
+# Questions a caller may ask that are NOT among the demo agent's expected phrases (out of grammar).
+OTHER_QUESTIONS = [
+    "can i use my own phone number",
+    "how many calls can it handle at the same time",
+    "where are the recordings stored",
+    "can i change the voice of the agent",
+    "does it send a webhook when a call ends",
+    "i would like to speak to a person please",
+]
 
 
 # ---------------------------------------------------------------- the phone line
@@ -143,6 +154,7 @@ class Result:
     latency_s: float
     cpu_s: float
     first: bool
+    in_grammar: bool = True
     errors: int = field(init=False)
     words: int = field(init=False)
 
@@ -191,7 +203,7 @@ async def start_engine(kind: str) -> SpeechToText:
 async def run_engine(kind: str, voices: tuple[str, ...], speeds: tuple[int, ...], phrases: list[str],
                      audio: dict[tuple[str, int, str], list[np.ndarray]], progress: bool) -> list[Result]:
     results: list[Result] = []
-    order = [FIRST_QUESTION, *(p for p in phrases if p != FIRST_QUESTION)]
+    order = [FIRST_QUESTION, *(p for p in phrases if p != FIRST_QUESTION), *OTHER_QUESTIONS]
     for voice in voices:
         for wpm in speeds:
             stt = await start_engine(kind)  # a fresh start: its first call is measured
@@ -199,14 +211,21 @@ async def run_engine(kind: str, voices: tuple[str, ...], speeds: tuple[int, ...]
                 for k, phrase in enumerate(order):
                     cpu0 = tree_cpu()
                     heard, latency = await recognise(stt, audio[(voice, wpm, phrase)], phrases)
-                    r = Result(kind, voice, wpm, phrase, heard, latency, tree_cpu() - cpu0, k == 0)
+                    r = Result(kind, voice, wpm, phrase, heard, latency, tree_cpu() - cpu0, k == 0,
+                               phrase in phrases)
                     results.append(r)
                     if progress and (not r.correct or r.first):
                         print(f"  {kind:<12} {voice:<9} {wpm} {'FIRST ' if r.first else ''}"
                               f"{phrase!r} -> {heard!r}", flush=True)
             finally:
+                stats = getattr(stt, "stats", None)
+                if stats:
+                    ENGINE_STATS.setdefault(kind, Counter()).update(stats)
                 await stt.aclose()
     return results
+
+
+ENGINE_STATS: dict[str, Counter[str]] = {}  # the hybrid's paths: grammar, whisper, no_speech, rejected, shed
 
 
 # ---------------------------------------------------------------- reporting
@@ -227,7 +246,9 @@ def report(results: list[Result], voices: tuple[str, ...], speeds: tuple[int, ..
     lines = [f"{'engine / voice / speed':<34} {'utts':>4} {'WER %':>7} {'phrase %':>8} "
              f"{'p50 ms':>8} {'p90 ms':>8} {'CPU s':>8}"]
     for engine in dict.fromkeys(r.engine for r in results):
-        mine = [r for r in results if r.engine == engine]
+        everything = [r for r in results if r.engine == engine]
+        mine = [r for r in everything if r.in_grammar]
+        lines.append(f"{engine}: the demo phrases (in the agent's phrase list)")
         for voice in voices:
             for wpm in speeds:
                 lines.append(row(f"{engine} {voice} {wpm} wpm", [r for r in mine if r.voice == voice and r.wpm == wpm]))
@@ -236,6 +257,12 @@ def report(results: list[Result], voices: tuple[str, ...], speeds: tuple[int, ..
         lines.append(row(f"{engine} first call after start", first))
         for r in first:
             lines.append(f"    first call {r.voice} {r.wpm}: {r.heard!r}")
+        other = [r for r in everything if not r.in_grammar]
+        if other:
+            lines.append(f"{engine}: other questions (out of grammar)")
+            for voice in voices:
+                lines.append(row(f"{engine} {voice} other", [r for r in other if r.voice == voice]))
+            lines.append(row(f"{engine} other ALL", other))
         lines.append("")
     return "\n".join(lines)
 
@@ -251,14 +278,14 @@ def main() -> None:
     voices = tuple(v for v in args.voices.split(",") if v)
     speeds = tuple(int(s) for s in args.speeds.split(",") if s)
     phrases = [normalise(p) for p in DEMO_PHRASES]
-    print(f"input: {len(phrases)} demo phrases x voices {', '.join(voices)} x {', '.join(map(str, speeds))} wpm, "
+    print(f"input: {len(phrases)} demo phrases + {len(OTHER_QUESTIONS)} other questions x voices {', '.join(voices)} x {', '.join(map(str, speeds))} wpm, "
           "espeak-ng -> 8 kHz G.711 u-law (noise floor, silence padding) -> Silero VAD + endpointer -> 16 kHz",
           flush=True)
     cut = Endpointing()
     audio: dict[tuple[str, int, str], list[np.ndarray]] = {}
     for voice in voices:
         for wpm in speeds:
-            for k, phrase in enumerate(phrases):
+            for k, phrase in enumerate([*phrases, *OTHER_QUESTIONS]):
                 audio[(voice, wpm, phrase)] = cut.utterances(phone_utterance(phrase, voice, wpm, seed=k))
     split = sum(len(u) != 1 for u in audio.values())
     print(f"{len(audio)} utterances prepared ({split} not cut as exactly one turn by the endpointer)", flush=True)
@@ -269,6 +296,8 @@ def main() -> None:
         print(f"{engine}: {time.perf_counter() - t0:.0f} s", flush=True)
     print()
     print(report(results, voices, speeds))
+    for engine, stats in ENGINE_STATS.items():
+        print(f"{engine} paths: {dict(stats)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import os
 
 from .base import SpeechToText
 
-KINDS = ("pocketsphinx",)
+KINDS = ("hybrid", "pocketsphinx")  # the first is the default
 
 
 def local_stt_kind() -> str:
@@ -22,6 +22,10 @@ def make_local_stt(kind: str | None = None) -> SpeechToText:
     from .sphinx_pool import DecoderPool
 
     kind = kind or local_stt_kind()
+    if kind == "hybrid":
+        from .hybrid_stt import HybridSTT
+
+        return HybridSTT(DecoderPool(2))
     return PocketsphinxSTT(DecoderPool(2), interim_results=False)
 
 

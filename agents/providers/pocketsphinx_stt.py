@@ -47,6 +47,14 @@ class PocketsphinxSTT(SpeechToText):
         self.pool = pool or DecoderPool()
         self.noise_floor = noise_floor
         self.interim_results = interim_results
+        # degraded mode under overload (set by the server's load shedding): expected phrases only, no
+        # open-vocabulary pass (a miss gives an empty transcript)
+        self.grammar_only = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Utterances waiting for the expensive second pass (none here: it runs on the stream's decoder)."""
+        return 0
 
     def stream(self, *, phrases: Sequence[str] | None = None, strict: bool = False) -> SphinxStream:
         return SphinxStream(self, list(phrases or ()), strict)
@@ -113,12 +121,11 @@ class SphinxStream(QueuedSpeechStream):
                     audio = np.concatenate(utt)
                     utt = []
                     if dec is None:  # not streamed: the whole utterance in one batch decode
-                        dec = await self._pool.acquire()
-                        text, first, last = await self._run(self._decode_whole, dec, grammar, audio)
+                        text, first, last = await self._decode_utterance(grammar, audio)
                     else:
                         text, first, last = await self._run(self._finish, dec, grammar, audio)
-                    self._pool.release(dec)
-                    dec = None
+                        self._pool.release(dec)
+                        dec = None
                     text, first, last = await self._second_opinion(grammar, audio, text, first, last)
                     base = utt_start * 1000 // SAMPLE_RATE
                     end = self._samples * 1000 // SAMPLE_RATE
@@ -142,6 +149,17 @@ class SphinxStream(QueuedSpeechStream):
             if dec is not None:
                 self._recycle(loop, dec)
             self._events.put_nowait(None)
+
+    async def _decode_utterance(self, grammar: PhraseGrammar | None, audio: np.ndarray) -> tuple[str, int, int]:
+        """One whole utterance on a pooled decoder: (text, first frame, last frame + 1)."""
+        dec = await self._pool.acquire()
+        try:
+            result = await self._run(self._decode_whole, dec, grammar, audio)
+        except BaseException:
+            self._recycle(asyncio.get_running_loop(), dec)
+            raise
+        self._pool.release(dec)
+        return result
 
     async def _second_opinion(self, grammar: PhraseGrammar | None, audio: np.ndarray, text: str, first: int,
                               last: int) -> tuple[str, int, int]:
@@ -208,7 +226,7 @@ class SphinxStream(QueuedSpeechStream):
         text, first, last = _result(d)
         if grammar is not None and text and not accept_grammar_result(text, first, last, grammar, audio):
             text, first, last = "", 0, 0
-        if not text and grammar is not None and not self._strict:
+        if not text and grammar is not None and not self._strict and not self._stt.grammar_only:
             dec.use_grammar(None)  # open-vocabulary pass over the same utterance
             d.start_utt()
             d.process_raw(audio.tobytes(), False, True)

@@ -58,6 +58,7 @@ class HybridSTT(PocketsphinxSTT):
     def __init__(self, pool: DecoderPool | None = None, whisper: WhisperService | None = None, *,
                  noise_floor: float = 16.0) -> None:
         super().__init__(pool, noise_floor=noise_floor, interim_results=False)
+        self._owns_whisper = whisper is None  # a service passed in is shared: its owner closes it
         self.whisper = whisper or WhisperService()
         self.stats: Counter[str] = Counter()
 
@@ -75,7 +76,8 @@ class HybridSTT(PocketsphinxSTT):
 
     async def aclose(self) -> None:
         await super().aclose()
-        await self.whisper.aclose()
+        if self._owns_whisper:
+            await self.whisper.aclose()
 
 
 class HybridStream(SphinxStream):

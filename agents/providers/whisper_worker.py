@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 SAMPLE_RATE = 16000
 DEFAULT_MAX_QUEUE = 4
 _DECODE_TIMEOUT_S = 120.0  # a hung helper; at nice 10 on a saturated box a decode can take tens of seconds
-_START_TIMEOUT_S = 180.0  # first use joins the base model's two halves (~150 MB) before loading it
+_START_TIMEOUT_S = 600.0  # first use joins the base model's halves (~150 MB); at nice 10 on a busy box: slow
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +165,9 @@ class WhisperService:
             status, detail = await loop.run_in_executor(self._io, parent.recv) if ready else ("error", "timeout")
         except (EOFError, OSError) as exc:
             status, detail = "error", f"the process ended ({exc!r})"
+        except asyncio.CancelledError:
+            _stop(proc, parent)  # its end wakes the pipe thread's poll
+            raise
         if status != "ok":
             _stop(proc, parent)
             raise ProviderError(f"cannot start Whisper ({self.model}): {detail}", retryable=False,
@@ -183,6 +186,11 @@ class WhisperService:
             if not fut.done():
                 fut.set_exception(ProviderError("the recogniser is closing", retryable=True, reason="closed",
                                                 provider="whisper"))
+        self.terminate()
+
+    def terminate(self) -> None:
+        """(sync) end the helper process and the pipe thread; pending work is dropped."""
+        self._closed = True
         if self._proc is not None:
             _stop(self._proc, self._conn)
             self._proc = self._conn = None
@@ -241,7 +249,9 @@ class WhisperService:
     def _roundtrip(self, data: bytes) -> WhisperResult:
         """(executor thread) send one utterance, wait for its result; a dead or hung child is replaced."""
         conn, proc = self._conn, self._proc
-        assert conn is not None and proc is not None
+        if conn is None or proc is None:
+            raise ProviderError("the Whisper helper is not running", retryable=True, reason="decode_failed",
+                                provider="whisper")
         try:
             conn.send_bytes(data)
             if not conn.poll(_DECODE_TIMEOUT_S):

@@ -166,7 +166,8 @@ class Result:
         return self.heard == self.phrase
 
 
-async def recognise(stt: SpeechToText, utterances: list[np.ndarray], phrases: list[str]) -> tuple[str, float]:
+async def recognise(stt: SpeechToText, utterances: list[np.ndarray], phrases: list[str], *,
+                    wait_s: float = 600.0) -> tuple[str, float]:
     """One call: a stream with the agent's phrases, each utterance pushed and flushed as the conversation
     does. Returns the joined final text and the latency of the last final (end of audio → transcript)."""
     stream = stt.stream(phrases=phrases)
@@ -179,7 +180,7 @@ async def recognise(stt: SpeechToText, utterances: list[np.ndarray], phrases: li
             stream.flush()
             t0 = time.perf_counter()
             while True:
-                ev = await asyncio.wait_for(anext(it), 120)
+                ev = await asyncio.wait_for(anext(it), wait_s)
                 if ev.is_final:
                     break
             latency = time.perf_counter() - t0

@@ -11,7 +11,7 @@ SILERO := silero-vad==6.2.3
 # pulling gigabytes of CUDA packages as a dependency.
 TORCH := torch==2.13.0
 
-.PHONY: run test install install-test lint bench-api bench-sip bench-v2v bench-media bench-knowledge clean
+.PHONY: run test install install-test lint bench-api bench-sip bench-v2v bench-media bench-knowledge bench-stt clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -70,6 +70,11 @@ bench-media: install-test .venv-pipecat/bin/python
 ## Knowledge bases: ingestion chunks/s and query p50/p99 at 10,000 chunks, retrieval accuracy top-1/top-3.
 bench-knowledge: install-test
 	$(BIN)/python -m bench.knowledge $(BENCH_ARGS)
+
+## Local recogniser on the demo phrases (2 espeak-ng voices x 130-190 wpm through G.711): WER, phrase accuracy,
+## latency p50/p90, CPU per utterance, first call after start. make bench-stt BENCH_ARGS="--engines pocketsphinx"
+bench-stt: install-test
+	$(BIN)/python -m bench.stt $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-pipecat .pytest_cache

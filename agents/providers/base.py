@@ -148,6 +148,9 @@ class SpeechToText(abc.ABC):
         """Open a stream (per call or per turn). `phrases`: expected utterances that bias or restrict
         recognition (providers that cannot use them ignore them)."""
 
+    async def warm(self) -> None:  # noqa: B027 - optional hook
+        """Before the first call: load models, start helper processes (local recognisers)."""
+
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources (decoder pools, connections)."""
 

@@ -13,6 +13,11 @@ result is accepted only when it is a whole phrase whose words span most of the u
 limit: speech acoustically close to an expected phrase can still be snapped onto it ("where is the
 hotel" → "where are you located"), the price of grammar recognition.
 Exact digital silence hurts the acoustic front end, so a faint deterministic noise floor is added.
+
+Without interim results (the server's setting: a call pushes each utterance whole, once the endpointer
+has closed it) an utterance is decoded in one batch at its flush, with cepstral mean normalisation over
+that utterance alone: the result does not depend on what the decoder heard before. Streamed decoding
+(interim results) normalises live, from the model's default means, adapting over the decoder's utterances.
 """
 
 from __future__ import annotations
@@ -42,9 +47,21 @@ class PocketsphinxSTT(SpeechToText):
         self.pool = pool or DecoderPool()
         self.noise_floor = noise_floor
         self.interim_results = interim_results
+        # degraded mode under overload (set by the server's load shedding): expected phrases only, no
+        # open-vocabulary pass (a miss gives an empty transcript)
+        self.grammar_only = False
+
+    @property
+    def queue_depth(self) -> int:
+        """Utterances waiting for the expensive second pass (none here: it runs on the stream's decoder)."""
+        return 0
 
     def stream(self, *, phrases: Sequence[str] | None = None, strict: bool = False) -> SphinxStream:
         return SphinxStream(self, list(phrases or ()), strict)
+
+    async def warm(self) -> None:
+        """Before the first call: create the pool's decoders (0.4–0.7 s each)."""
+        await self.pool.warm()
 
     async def aclose(self) -> None:
         self.pool.close()
@@ -77,6 +94,7 @@ class SphinxStream(QueuedSpeechStream):
         utt: list[np.ndarray] = []
         utt_start = 0
         last_partial = ""
+        streaming = self._stt.interim_results
         try:
             if self._phrases:
                 grammar = await self._pool.grammar(self._phrases)
@@ -87,25 +105,34 @@ class SphinxStream(QueuedSpeechStream):
                     while self._ops and isinstance(self._ops[0], np.ndarray):
                         batch.append(self._ops.popleft())  # type: ignore[arg-type]
                     pcm = self._condition(np.concatenate(batch))
-                    start = dec is None
-                    if start:
-                        dec = await self._pool.acquire()
-                        utt, utt_start, last_partial = [], self._samples, ""
+                    if not utt:
+                        utt_start, last_partial = self._samples, ""
                     self._samples += len(pcm)
                     if sum(map(len, utt)) < _MAX_UTTERANCE_S * SAMPLE_RATE:
                         utt.append(pcm)
+                    if not streaming:
+                        continue  # decoded whole at the flush (per-utterance normalisation)
+                    start = dec is None
+                    if start:
+                        dec = await self._pool.acquire()
                     partial = await self._run(self._feed, dec, grammar, pcm, start)
-                    if self._stt.interim_results and partial and partial != last_partial:
+                    if partial and partial != last_partial:
                         last_partial = partial
                         ms = utt_start * 1000 // SAMPLE_RATE
                         self._events.put_nowait(Transcript(partial, False, ms, self._samples * 1000 // SAMPLE_RATE))
                 elif op == FLUSH:
-                    if dec is None:
+                    if not utt:
                         continue
                     t0 = time.perf_counter()
-                    text, first, last = await self._run(self._finish, dec, grammar, np.concatenate(utt))
-                    self._pool.release(dec)
-                    dec = None
+                    audio = np.concatenate(utt)
+                    utt = []
+                    if dec is None:  # not streamed: the whole utterance in one batch decode
+                        text, first, last = await self._decode_utterance(grammar, audio)
+                    else:
+                        text, first, last = await self._run(self._finish, dec, grammar, audio)
+                        self._pool.release(dec)
+                        dec = None
+                    text, first, last = await self._second_opinion(grammar, audio, text, first, last)
                     base = utt_start * 1000 // SAMPLE_RATE
                     end = self._samples * 1000 // SAMPLE_RATE
                     self._events.put_nowait(Transcript(
@@ -128,6 +155,22 @@ class SphinxStream(QueuedSpeechStream):
             if dec is not None:
                 self._recycle(loop, dec)
             self._events.put_nowait(None)
+
+    async def _decode_utterance(self, grammar: PhraseGrammar | None, audio: np.ndarray) -> tuple[str, int, int]:
+        """One whole utterance on a pooled decoder: (text, first frame, last frame + 1)."""
+        dec = await self._pool.acquire()
+        try:
+            result = await self._run(self._decode_whole, dec, grammar, audio)
+        except BaseException:
+            self._recycle(asyncio.get_running_loop(), dec)
+            raise
+        self._pool.release(dec)
+        return result
+
+    async def _second_opinion(self, grammar: PhraseGrammar | None, audio: np.ndarray, text: str, first: int,
+                              last: int) -> tuple[str, int, int]:
+        """Hook for a hybrid recogniser (a grammar miss decoded by another engine); the result as is here."""
+        return text, first, last
 
     async def _run(self, fn: Any, *args: Any) -> Any:
         self._inflight = self._pool.executor.submit(fn, *args)
@@ -171,13 +214,25 @@ class SphinxStream(QueuedSpeechStream):
         hyp = d.hyp()
         return hyp.hypstr if hyp is not None else ""
 
+    def _decode_whole(self, dec: PooledDecoder, grammar: PhraseGrammar | None,
+                      audio: np.ndarray) -> tuple[str, int, int]:
+        """The whole utterance at once (`full_utt`): cepstral mean normalisation is computed over this
+        utterance alone, so a decode never depends on what the decoder heard before (the first call after
+        a start used to be normalised with the model's default means, far from a phone line's, and misheard
+        "what does switchboard do" as "what a god we did or two")."""
+        d = dec.decoder
+        dec.use_grammar(grammar)
+        d.start_utt()
+        d.process_raw(audio.tobytes(), False, True)
+        return self._finish(dec, grammar, audio)
+
     def _finish(self, dec: PooledDecoder, grammar: PhraseGrammar | None, audio: np.ndarray) -> tuple[str, int, int]:
         d = dec.decoder
         d.end_utt()
         text, first, last = _result(d)
         if grammar is not None and text and not accept_grammar_result(text, first, last, grammar, audio):
             text, first, last = "", 0, 0
-        if not text and grammar is not None and not self._strict:
+        if not text and grammar is not None and not self._strict and not self._stt.grammar_only:
             dec.use_grammar(None)  # open-vocabulary pass over the same utterance
             d.start_utt()
             d.process_raw(audio.tobytes(), False, True)

@@ -205,9 +205,9 @@ def _cloud_stt(provider: str, key: str, model: str | None, language: str | None,
 
 
 def _local_stt() -> SpeechToText:
-    from .pocketsphinx_stt import PocketsphinxSTT
+    from .local_stt import make_local_stt
 
-    return PocketsphinxSTT()
+    return make_local_stt()
 
 
 async def make_tts(voice: Voice, keys: KeyLookup, *, local: TextToSpeech | None = None,

@@ -11,8 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from agents.providers.espeak_tts import EspeakTTS
-from agents.providers.pocketsphinx_stt import PocketsphinxSTT
-from agents.providers.sphinx_pool import DecoderPool
+from agents.providers.local_stt import make_local_stt
 from agents.voices import VoiceCatalog
 from sipcore import create_engine
 from sipcore.causes import DisconnectionReason
@@ -60,7 +59,7 @@ class Telephony(OfflineCalls):
         self.supervisor = TrunkSupervisor(self.engine, db, secrets)
         self._tasks = TaskSet()
         self.secrets = secrets
-        self.stt = PocketsphinxSTT(DecoderPool(2), interim_results=False)
+        self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         self.overload = Overload(self.stt)  # bounds the shared recogniser's queue; admission; /health
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
@@ -87,7 +86,7 @@ class Telephony(OfflineCalls):
         self.engine.set_incoming_handler(self.inbound.incoming)
         self.engine.on_refused(self.inbound.refused)
         await self.supervisor.start()
-        self._tasks.spawn(self.stt.pool.warm(), "stt-warm")  # decoders cost ~0.3 s each: make them before calls
+        self._tasks.spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
         self._tasks.spawn(self._housekeeping(), "call-housekeeping")
         self.media.start()
         self.overload.start()

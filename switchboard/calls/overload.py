@@ -10,7 +10,7 @@ Two measurements decide:
 of the timer's wake-ups came more than a frame (20 ms) late — frames are slipping — or speech-to-text is
 overloaded. `admit()` (the inbound path asks before answering a new call) refuses earlier than frames slip:
 when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 ms: three quarters of a
-frame) late, or speech-to-text is overloaded, or the worker already has ``max_calls`` calls.
+frame) late while calls are up (an idle worker's late wake-ups — start-up, warm-up — protect no audio), or speech-to-text is overloaded, or the worker already has ``max_calls`` calls.
 ``SWITCHBOARD_ADMISSION=off`` keeps measuring but never refuses (benchmarks on a shared machine).
 `snapshot()` gives the counters (lateness percentiles, refusals, STT pending/shed/degraded) for export.
 """
@@ -114,7 +114,8 @@ class Overload:
         if self.max_calls is not None and self.active_calls is not None and self.active_calls() >= self.max_calls:
             return f"{self.active_calls()} calls up (limit {self.max_calls})"
         share = self.late_share_over(self.refuse_ms)
-        if share > self.late_share:
+        idle = self.active_calls is not None and self.active_calls() == 0
+        if share > self.late_share and not idle:  # with no call up there is no audio to protect
             return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
                     f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
         if self.stt_overloaded:

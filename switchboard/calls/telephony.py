@@ -60,7 +60,8 @@ class Telephony(OfflineCalls):
         self._tasks = TaskSet()
         self.secrets = secrets
         self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
-        self.overload = Overload(self.stt)  # bounds the shared recogniser's queue; admission; /health
+        # bounds the shared recogniser's queue; admission; /health
+        self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,

@@ -136,3 +136,16 @@ async def test_the_probe_measures_a_blocked_event_loop():
         assert overload.snapshot()["loop_lateness_ms"]["max"] >= 50
     finally:
         await overload.stop()
+
+
+def test_an_idle_worker_is_not_refused_for_a_late_event_loop():
+    """Start-up and warm-up make the loop late with no call up: there is no audio to protect, so the first
+    call is answered; once calls are up, the same lateness refuses the next one."""
+    calls = [0]
+    overload = Overload(None, refuse_ms=15, late_share=0.01, window_s=5, admission=True,
+                        active_calls=lambda: calls[0])
+    for _ in range(50):
+        overload.record_lateness(40.0)
+    assert overload.admit()
+    calls[0] = 1
+    assert not overload.admit() and "late" in (overload.refusal_reason() or "")

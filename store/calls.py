@@ -25,7 +25,7 @@ CALL_COLUMNS = frozenset(
         "trunk_id", "number_id", "record", "metadata", "user_data", "max_duration_seconds", "webhooks",
         "started_at", "answered_at", "ended_at", "hangup_cause", "disconnection_reason", "sip_call_id",
         "sip_status", "recording_path", "cost", "metrics", "worker_id", "sip_source", "engine_call_id",
-        "error_message", "hangup_requested",
+        "error_message", "hangup_requested", "recording_bytes",
     }
 )
 calls = Table("calls", CALL_COLUMNS)

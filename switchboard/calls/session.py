@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -272,9 +273,12 @@ class CallSession:
         self._closing = True
         self.deps.media.remove(self.id)
         conversation_metrics = await self._close_conversation()
+        recording: dict[str, Any] = {}
         if self.recorder is not None:
             try:
                 await self.recorder.aclose()
+                # measured once, here: the quota counts it (switchboard.retention) and nothing rewrites the row
+                recording["recording_bytes"] = (await asyncio.to_thread(os.stat, self.recorder.path)).st_size
             except Exception:
                 log.exception("call %s: finalising the recording failed", self.id)
         reason = self.reason or self._reason_from(end)
@@ -295,7 +299,7 @@ class CallSession:
             self.deps.db, self.id, status, allowed_from=ACTIVE_STATUSES,
             detail={"sip_status": end.sip_status, "hangup_by": end.hangup_by.value, "reason": end.reason},
             ended_at=datetime.now(UTC), hangup_cause=cause, sip_status=end.sip_status,
-            disconnection_reason=reason, error_message=error, cost=cost, metrics=metrics,
+            disconnection_reason=reason, error_message=error, cost=cost, metrics=metrics, **recording,
         )
         self.ended.set()
 

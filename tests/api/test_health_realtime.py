@@ -26,6 +26,7 @@ async def test_health_is_degraded_while_the_worker_cannot_keep_real_time(aiohttp
     assert body["data"]["checks"]["realtime"] == "up", body
     overload = client.app[TELEPHONY].overload
     await overload.stop()  # from here on the test plays the probe
+    overload.active_calls = lambda: 5  # calls up: their audio is what admission protects (an idle worker admits)
     for _ in range(50):  # what the probe records when the loop wakes 40 ms late: frames slip
         overload.record_lateness(40.0)
     resp = await client.get("/api/v1/health")
@@ -49,6 +50,7 @@ async def test_a_new_call_is_refused_while_frames_would_slip_and_recorded(aiohtt
     client = await aiohttp_client(init_app(settings, database_url, bootstrap=True, telephony=True))
     overload = client.app[TELEPHONY].overload
     overload.admission = True
+    overload.active_calls = lambda: 5  # calls up: their audio is what admission protects (an idle worker admits)
     await overload.stop()  # the state this test sets stays as set: no probe samples push it out of the window
     for _ in range(300):  # 2 % of the window's wake-ups 16 ms late: not slipping yet, but no room for more
         overload.record_lateness(16.0 if _ % 50 == 0 else 0.5)

@@ -259,7 +259,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
         raise SystemExit("this checkout's endpointer has no speculation: run with --speculate-ms 0")
 
     def endpointing(self: Any) -> EndpointingConfig:
-        return EndpointingConfig(interruptible=bool(self.agent.get("interruptible", True)), **fields)
+        return EndpointingConfig(interruptible=self.agent.interruptible, **fields)
 
     CallSession._endpointing = endpointing  # type: ignore[method-assign]  # the benchmark's endpointing
     out = Run()
@@ -305,7 +305,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     loop = asyncio.get_running_loop()
     rtp = free_port(400)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
-                        rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST)
+                        rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST,
+                        allow_private_urls=True)  # the stand-ins listen on loopback
     pool = await create_pool(dsn, max_size=4)
     tel = None
     try:

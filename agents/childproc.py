@@ -30,7 +30,7 @@ _SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    # loaded once in the parent too (priority_preexec): no dlopen between fork and exec
+    # loaded once in the parent too (tied_preexec): no dlopen between fork and exec
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -78,17 +78,6 @@ def harden(parent_pid: int, *, nice: int = HELPER_NICE) -> None:
     die_with_parent(parent_pid)
     leave_interrupts_to_parent()
     lower_priority(nice)
-
-
-def priority_preexec(nice: int = HELPER_NICE):  # type: ignore[no-untyped-def]
-    """A ``preexec_fn`` for subprocesses (espeak-ng…): same policy, for programs we exec."""
-    parent = os.getpid()
-    _libc()
-
-    def preexec() -> None:
-        harden(parent, nice=nice)
-
-    return preexec
 
 
 def tied_preexec():  # type: ignore[no-untyped-def]

@@ -43,6 +43,7 @@ def metrics_handler(pool: Callable[[], asyncpg.Pool], worker: str, token: str | 
         except (asyncpg.PostgresError, OSError):
             log.exception("metrics: reading the database failed (state gauges are stale)")
         metrics.set_media_stats(media_stats())
-        return web.Response(body=metrics.render(), headers={"Content-Type": metrics.CONTENT_TYPE})
+        body, content_type = metrics.render(request.headers.get("Accept", ""))
+        return web.Response(body=body, headers={"Content-Type": content_type})
 
     return handler

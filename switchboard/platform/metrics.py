@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 
 REGISTRY = CollectorRegistry(auto_describe=True)
-CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 ACTIVE_CALLS = Gauge("switchboard_active_calls", "Calls not yet ended that this worker owns, by direction.",
                      ["direction"], registry=REGISTRY)
@@ -77,5 +76,11 @@ def set_media_stats(stats: Any) -> None:
     MEDIA_BUSY.set(float(getattr(stats, "busy_seconds", 0.0)))
 
 
-def render() -> bytes:
-    return generate_latest(REGISTRY)
+def render(accept: str = "") -> tuple[bytes, str]:
+    """The registry in the format the scraper's ``Accept`` header asks for, and its content type.
+
+    Negotiated by prometheus_client itself: the text format 0.0.4 unless OpenMetrics is asked for (the
+    library's own default changed between releases, so the header is never taken from a constant).
+    """
+    encoder, content_type = choose_encoder(accept)
+    return encoder(REGISTRY), content_type

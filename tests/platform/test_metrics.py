@@ -87,6 +87,11 @@ async def test_metrics_token(db: asyncpg.Pool, aiohttp_client: Any, tmp_path: Pa
     assert (await client.get("/metrics")).status == 401
     assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status == 401
     await scrape(client, Authorization="Bearer scrape-me")
+    # A scraper that asks for OpenMetrics gets it (content type and body agree, whatever the library's default).
+    resp = await client.get("/metrics", headers={"Authorization": "Bearer scrape-me",
+                                                 "Accept": "application/openmetrics-text; version=1.0.0"})
+    assert resp.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await resp.text()).rstrip().endswith("# EOF")
 
 
 async def test_log_lines_carry_the_call_id() -> None:

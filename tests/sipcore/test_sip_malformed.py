@@ -24,7 +24,7 @@ from sipcore.sipheaders import initial_invite_problem
 from tests.support.malformed import LEAKING
 from tests.support.sip_peers import free_port
 
-pytestmark = [pytest.mark.sip, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.sip]
 ROOT = Path(__file__).resolve().parents[2]
 
 

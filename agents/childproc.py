@@ -17,8 +17,10 @@ import ctypes
 import functools
 import os
 import platform
+import shutil
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 PR_SET_PDEATHSIG = 1
 HELPER_NICE = 10  # the server itself runs at 0: the media tick wins every contest for a core
@@ -30,7 +32,6 @@ _SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
 
 @functools.cache
 def _libc() -> ctypes.CDLL:
-    # loaded once in the parent too (tied_preexec): no dlopen between fork and exec
     return ctypes.CDLL(None, use_errno=True)
 
 
@@ -80,17 +81,17 @@ def harden(parent_pid: int, *, nice: int = HELPER_NICE) -> None:
     lower_priority(nice)
 
 
-def tied_preexec():  # type: ignore[no-untyped-def]
-    """A ``preexec_fn`` for programs on a call's real-time path (espeak-ng: a caller waits for its first
-    audio): they die with the server and leave Ctrl-C to it, but keep the server's CPU and I/O priority.
-    Measured here under load (load average ~12 on 2 cores): 8 sentences' first audio 1.2–11.9 s at nice 10,
-    under the test's 1 s at normal priority."""
-    parent = os.getpid()
-    _libc()
+def tied_command(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """How to start a program on a call's real-time path (espeak-ng: a caller waits for its first audio):
+    ``(argv, kwargs)`` for ``asyncio.create_subprocess_exec(*argv, **kwargs)``. The program dies with the
+    server (``setpriv --pdeathsig KILL``, util-linux) and a terminal's Ctrl-C does not reach it (its own
+    process group: the server drains and stops it), but it keeps the server's CPU and I/O priority
+    (measured under load, load average ~12 on 2 cores: 8 sentences' first audio 1.2–11.9 s at nice 10).
 
-    def preexec() -> None:
-        die_with_parent(parent)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    return preexec
+    No ``preexec_fn``: Python must ``fork()`` to run one, and forking the server (hundreds of MB, a few
+    hundred threads) took 25 ms per start here, stalling the event loop and every thread's page faults
+    while the page tables were copied; without one it uses ``vfork()`` (1.5 ms)."""
+    setpriv = shutil.which("setpriv")
+    head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
+    return [*head, *argv], {"process_group": 0}
 

@@ -4,7 +4,7 @@
 `POST {base}/v1/text-to-speech/{voice_id}/stream?output_format=pcm_16000` with the `xi-api-key` header;
 the answer is raw signed 16-bit little-endian mono PCM, streamed. The call's rate is asked for directly
 when ElevenLabs offers it as PCM (8, 16, 22.05, 24, 44.1, 48 kHz), else 16 kHz; a per-synthesis
-`Resampler` converts whatever differs. The agent's `voice_settings` (stability, similarity_boost, speed)
+`StreamResampler` converts whatever differs. The agent's `voice_settings` (stability, similarity_boost, speed)
 go with every request; `synthesize(speed=)` overrides the speed (ElevenLabs accepts 0.7–1.2).
 
 Errors: the SDK's `ApiError.status_code` (429/5xx retryable; 401/400/422 not), httpx transport failures
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from media.frames import Pcm16Decoder
-from media.resample import Resampler
+from media.resample import StreamResampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
 from .retry import (
@@ -95,7 +95,7 @@ class ElevenLabsTTS(TextToSpeech):
             kwargs["voice_settings"] = settings
         if self.language_code:
             kwargs["language_code"] = self.language_code
-        resampler = Resampler(rate, sample_rate)
+        resampler = StreamResampler(rate, sample_rate)
         produced = False
         pcm16 = Pcm16Decoder()
         try:

@@ -3,7 +3,7 @@
 `espeak-ng --stdout` runs as an asyncio subprocess (nothing blocks the event loop; the synthesis itself
 is another process). The text goes in on stdin, never on the command line, so no text can be read as an
 option. Its 22.05 kHz WAV is parsed as it streams out and resampled with a per-synthesis
-`media.resample.Resampler`; chunks are yielded as soon as espeak writes them (~15 ms process start, then
+`media.resample.StreamResampler` (soxr); chunks are yielded as soon as espeak writes them (~15 ms process start, then
 100x+ real time). Closing the stream, or cancelling its consumer, kills the process.
 """
 
@@ -17,8 +17,8 @@ from collections.abc import AsyncIterator
 
 import numpy as np
 
-from agents.childproc import tied_preexec
-from media.resample import Resampler
+from agents.childproc import tied_command
+from media.resample import StreamResampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
 
@@ -76,12 +76,15 @@ class EspeakTTS(TextToSpeech):
             return
         if not voice or voice.startswith("-") or any(c.isspace() for c in voice):
             raise ProviderError(f"bad espeak voice {voice!r}", retryable=False, reason="bad_voice", provider="espeak")
+        if shutil.which(self.executable) is None:  # (a missing program would be setpriv's exit status)
+            raise ProviderError(f"cannot start espeak-ng: {self.executable} not found", retryable=False,
+                                reason="not_installed", provider="espeak")
         async with self._slots:
             try:
+                argv, spawn = tied_command([self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm)])
                 proc = await asyncio.create_subprocess_exec(
-                    self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE, preexec_fn=tied_preexec(),
+                    *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE, **spawn,
                 )
             except OSError as e:
                 raise ProviderError(f"cannot start espeak-ng: {e}", retryable=False, reason="not_installed",
@@ -101,7 +104,7 @@ class EspeakTTS(TextToSpeech):
         proc.stdin.close()
         header = b""
         fmt: tuple[int, int, int] | None = None
-        resampler: Resampler | None = None
+        resampler: StreamResampler | None = None
         odd = b""
         while True:
             data = await proc.stdout.read(_READ)
@@ -115,7 +118,7 @@ class EspeakTTS(TextToSpeech):
                 rate, channels, offset = fmt
                 if channels != 1:
                     raise ProviderError("espeak-ng wrote non-mono audio", retryable=False, reason="bad_output")
-                resampler = Resampler(rate, sample_rate)
+                resampler = StreamResampler(rate, sample_rate)
                 data, header = header[offset:], b""
             data, odd = odd + data, b""
             if len(data) & 1:

@@ -2,7 +2,7 @@
 
 `POST {base_url}/audio/speech` with `response_format="pcm"` streams raw 24 kHz signed 16-bit little-endian
 mono audio; it is read as it arrives (`with_streaming_response`, no buffering of the whole sentence) and
-resampled to the call's rate by a per-synthesis `Resampler`. Failures are classified with the LLM
+resampled to the call's rate by a per-synthesis `StreamResampler`. Failures are classified with the LLM
 provider's `classify` (429/5xx/connection retryable, 401/400 not) and retried by `stream_with_retry` only
 until the first chunk was produced. The SDK's own retries are off (`max_retries=0`): a voice turn cannot
 sit through its exponential backoff.
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from media.frames import Pcm16Decoder
-from media.resample import Resampler
+from media.resample import StreamResampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
 from .openai_llm import classify
@@ -56,7 +56,7 @@ class OpenAITTS(TextToSpeech):
             kwargs["speed"] = min(4.0, max(0.25, float(speed)))
         if self.instructions:
             kwargs["instructions"] = self.instructions
-        resampler = Resampler(PCM_RATE, sample_rate)
+        resampler = StreamResampler(PCM_RATE, sample_rate)
         produced = False
         pcm16 = Pcm16Decoder()
         try:

@@ -23,6 +23,7 @@ from store.types import DB
 from trunks.supervisor import TrunkSupervisor
 
 from ..config import Settings
+from ..platform.stallwatch import StallWatch
 from ..tasks import TaskSet
 from .control import OfflineCalls, close_unplaced
 from .dialer import Dialer
@@ -62,6 +63,7 @@ class Telephony(OfflineCalls):
         self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         # bounds the shared recogniser's queue; admission; /health
         self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
+        self.stallwatch = StallWatch()  # logs where the event loop is stuck when the media tick cannot run
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
@@ -91,6 +93,7 @@ class Telephony(OfflineCalls):
         self._tasks.spawn(self._housekeeping(), "call-housekeeping")
         self.media.start()
         self.overload.start()
+        self.stallwatch.start()
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)
@@ -114,6 +117,7 @@ class Telephony(OfflineCalls):
         await self._wait_sessions(10)
         await self.media.stop()
         await self.overload.stop()
+        self.stallwatch.stop()
         await self.supervisor.stop()
         await self.stt.aclose()
         self.running = False

@@ -12,7 +12,7 @@ from agent_speech import espeak_wav
 
 from agents.providers.base import ProviderError
 from agents.providers.espeak_tts import EspeakTTS, parse_wav_header, speed_to_wpm
-from media.resample import Resampler
+from media.resample import StreamResampler
 
 LONG = " ".join(["This sentence is long enough to keep espeak busy for a while."] * 40)
 
@@ -37,9 +37,12 @@ async def test_sentence_is_resampled_like_the_whole_file(rate: int) -> None:
     out = np.concatenate(chunks)
     assert all(c.dtype == np.int16 for c in chunks)
     ref, ref_rate = espeak_wav("Hello, thanks for calling.")
-    expected = Resampler(ref_rate, rate).process(ref)
-    # streaming chunk by chunk gives the same samples as resampling the whole file (plus the filter tail)
-    assert np.array_equal(out[: len(expected)], expected)
+    whole = StreamResampler(ref_rate, rate)
+    expected = np.concatenate([whole.process(ref), whole.flush()])
+    # streaming chunk by chunk gives the samples of resampling the whole file at once (a few LSB of rounding)
+    assert abs(len(out) - len(expected)) <= 2
+    n = min(len(out), len(expected))
+    assert np.abs(out[:n].astype(np.int32) - expected[:n]).max() <= 4
     assert 0.8 < len(out) / rate < 3.0
     assert stream.first_audio_ms is not None and stream.first_audio_ms < 500
     assert stream.samples == len(out)

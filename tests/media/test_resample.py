@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from media.resample import Resampler
+from media.resample import Resampler, StreamResampler
 
 PAIRS = [
     (8000, 16000),
@@ -144,3 +144,37 @@ def test_flush_emits_the_tail():
     # the DC step has fully come out by the end of the flush (it is then followed by the decay)
     assert np.max(out) > 9900
     assert len(tail) >= round(r.delay_seconds * 16000)
+
+
+def _tone(freq: float, rate: int, seconds: float, amp: float = 8000.0) -> np.ndarray:
+    t = np.arange(int(rate * seconds)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+def _stream(r: StreamResampler, x: np.ndarray, block: int = 4096) -> np.ndarray:
+    parts = [r.process(x[i : i + block]) for i in range(0, len(x), block)]
+    return np.concatenate([*parts, r.flush()])
+
+
+def test_stream_resampler_keeps_length_pitch_and_rejects_aliases() -> None:
+    """Synthesised speech in long blocks (espeak-ng's 22.05 kHz → a call's 8 kHz): every sample comes out
+    by the flush, a 1 kHz tone stays at 1 kHz, and a 5 kHz tone (above the 4 kHz the call can carry) is
+    filtered out instead of folding back as a 3 kHz alias."""
+    r = StreamResampler(22050, 8000)
+    y = _stream(r, _tone(1000, 22050, 2.0))
+    assert abs(len(y) - 16000) <= 2
+    spectrum = np.abs(np.fft.rfft(y[800:-800].astype(np.float64)))
+    assert abs(np.argmax(spectrum) * 8000 / (len(y) - 1600) - 1000) < 5
+    alias = _stream(StreamResampler(22050, 8000), _tone(5000, 22050, 2.0))
+    assert np.sqrt(np.mean(alias[800:-800].astype(np.float64) ** 2)) < 8000 / np.sqrt(2) / 1000  # < -60 dB
+    # after a flush the stream starts afresh: the same input gives the same output again
+    again = _stream(r, _tone(1000, 22050, 2.0))
+    assert np.array_equal(again, y)
+
+
+def test_stream_resampler_passthrough_and_type() -> None:
+    r = StreamResampler(8000, 8000)
+    x = _tone(440, 8000, 0.1)
+    assert r.passthrough and np.array_equal(r.process(x), x) and len(r.flush()) == 0
+    with pytest.raises(TypeError):
+        StreamResampler(22050, 8000).process(x.astype(np.float32))

@@ -1,0 +1,70 @@
+"""Notices when the event loop stops turning, and logs where it is stuck.
+
+A heartbeat callback on the loop stamps the time every ``interval``; a daemon thread checks the stamp.
+When the loop has not turned for ``threshold`` it logs, once per stall, the loop thread's Python stack
+at that moment (what is running instead of the media tick), and when the loop turns again how long the
+stall lasted. Stalls are counted for ``/health`` and the benchmarks. The thread only reads a float and,
+on a stall, one frame stack: it never touches the loop's objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import threading
+import time
+import traceback
+
+log = logging.getLogger(__name__)
+
+
+class StallWatch:
+    def __init__(self, *, threshold: float = 0.1, interval: float = 0.02) -> None:
+        self.threshold, self.interval = threshold, interval
+        self.stalls = 0  # stalls longer than the threshold since start
+        self.worst_ms = 0.0
+        self._beat = time.monotonic()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop_thread = 0
+        self._handle: asyncio.TimerHandle | None = None
+        self._stalled_since: float | None = None
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._beat = time.monotonic()
+        self._tick(loop)
+        self._thread = threading.Thread(target=self._watch, name="stallwatch", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._handle is not None:
+            self._handle.cancel()
+        if self._thread is not None:
+            self._thread.join(timeout=1.0)
+
+    def _tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        now = time.monotonic()
+        since = self._stalled_since
+        if since is not None:
+            self._stalled_since = None
+            ms = (now - since) * 1000.0
+            self.worst_ms = max(self.worst_ms, ms)
+            log.warning("event loop stalled %.0f ms", ms)
+        self._beat = now
+        self._handle = loop.call_later(self.interval, self._tick, loop)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.interval):
+            beat = self._beat
+            age = time.monotonic() - beat
+            if age < self.threshold or self._stalled_since == beat:
+                continue
+            self._stalled_since = beat
+            self.stalls += 1
+            frame = sys._current_frames().get(self._loop_thread)
+            where = "".join(traceback.format_stack(frame, limit=12)) if frame is not None else "(no frame)\n"
+            log.warning("event loop has not turned for %.0f ms; it is running:\n%s", age * 1000.0, where.rstrip())

@@ -1,0 +1,35 @@
+"""The stall watch names what holds the event loop when the media tick cannot run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+import pytest
+
+from switchboard.platform.stallwatch import StallWatch
+
+
+def hold_the_loop_for(seconds: float) -> None:
+    time.sleep(seconds)  # a blocking call where the event loop should be turning
+
+
+async def test_a_blocked_loop_is_reported_with_its_stack(caplog: pytest.LogCaptureFixture) -> None:
+    watch = StallWatch(threshold=0.1, interval=0.01)
+    watch.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="switchboard.platform.stallwatch"):
+            await asyncio.sleep(0.05)  # turning normally: nothing reported
+            assert watch.stalls == 0
+            hold_the_loop_for(0.4)
+            for _ in range(100):  # the loop turns again: the stall's length is logged
+                if watch.worst_ms:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        watch.stop()
+    assert watch.stalls == 1
+    assert 300 <= watch.worst_ms < 2000
+    stuck = [r.getMessage() for r in caplog.records if "has not turned" in r.getMessage()]
+    assert len(stuck) == 1 and "hold_the_loop_for" in stuck[0]

@@ -349,34 +349,49 @@ class Probe:
                                                          "busy_seconds", "max_lateness_ms")}, len(self.tel.media.legs))
 
     def instrument(self) -> None:
-        """Wrap MediaLoop.step to time each tick against the loop's own 20 ms grid (see MediaLoop._run)."""
+        """Wrap MediaLoop.begin/complete (a tick's two halves on the event loop; the batched VAD runs on its
+        own thread between them) to time each tick against the loop's own 20 ms grid (see MediaLoop._run)."""
         media = self.tel.media
-        step = media.step
+        begin, complete = media.begin, media.complete
         stats = media.stats
         loop = asyncio.get_running_loop()
         state: dict[str, float | None] = {"slot": None}
         ticks = self.ticks
+        current: list[Any] = []
 
-        def timed_step(now: float) -> None:
-            # Mirrors MediaLoop._run: slots every PERIOD; after a step that leaves it > 10 periods behind,
+        def timed_begin(now: float) -> Any:
+            # Mirrors MediaLoop._run: slots every PERIOD; after a tick that leaves it > 10 periods behind,
             # the loop re-anchors its schedule at that moment (no burst).
             t = loop.time()
             slot = state["slot"]
             lateness = 0.0 if slot is None else max(0.0, t - slot)
-            slot = t if slot is None else slot
+            state["slot"] = t if slot is None else slot
+            current.clear()
             if not self.recording:
-                step(now)
-            else:
-                f0, e0, r0 = stats.rx_frames, stats.rx_empty, stats.rx_reads
-                c0, u0 = time.perf_counter(), time.thread_time()
-                step(now)
-                ticks.append((lateness, time.perf_counter() - c0, stats.rx_frames - f0,
-                              stats.rx_empty - e0, stats.rx_reads - r0, time.thread_time() - u0))
+                return begin(now)
+            f0, e0, r0 = stats.rx_frames, stats.rx_empty, stats.rx_reads
+            c0, u0 = time.perf_counter(), time.thread_time()
+            job = begin(now)
+            current.extend([lateness, time.perf_counter() - c0, stats.rx_frames - f0, stats.rx_empty - e0,
+                            stats.rx_reads - r0, time.thread_time() - u0])
+            return job
+
+        def timed_complete(job: Any) -> None:
+            c0, u0 = time.perf_counter(), time.thread_time()
+            complete(job)
+            if current:  # loop-thread time of both halves (the VAD thread's own time is not the loop's)
+                current[1] += time.perf_counter() - c0
+                current[5] += time.thread_time() - u0
+                ticks.append(tuple(current))
+                current.clear()
+            slot = state["slot"]
+            assert slot is not None
             nxt = slot + PERIOD
             t_end = loop.time()
             state["slot"] = t_end if t_end - nxt > 10 * PERIOD else nxt
 
-        media.step = timed_step
+        media.begin = timed_begin  # type: ignore[method-assign]
+        media.complete = timed_complete  # type: ignore[method-assign]
 
     async def sample_rss(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -737,7 +752,7 @@ def report(res: Result) -> None:
           f"(MediaLoop.stats max_lateness_ms over the run {res.steady[1].media.get('max_lateness_ms', 0) or 0:.1f})")
     print(f"         tick busy p50 {np.percentile(busy, 50):.2f} / p99 {np.percentile(busy, 99):.2f} / "
           f"max {busy.max():.2f} ms (mean {(m1['busy_seconds'] - m0['busy_seconds']) / max(nt, 1) * 1000:.2f} ms = "
-          f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, wall time inside steps)")
+          f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, loop-thread wall time in both halves of a tick; the batched VAD runs on its own thread)")
     print(f"         tick CPU p50 {np.percentile(cpu, 50):.2f} / p99 {np.percentile(cpu, 99):.2f} ms (the event loop "
           f"thread's own CPU inside steps; wall − CPU = waiting for a core or the GIL)")
 

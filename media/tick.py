@@ -13,7 +13,7 @@ speech-to-text, which resamples only the utterances it decodes.
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -78,6 +78,40 @@ class MediaStream:
         return self.started_at + self.samples_analysed / self.speech_rate
 
 
+@dataclass(slots=True)
+class _BankWork:
+    """One VAD bank's share of a tick: the ready streams and copies of their windows and model state."""
+
+    bank: VadBank
+    streams: list[MediaStream]
+    idx: np.ndarray  # the streams' bank slots
+    counts: np.ndarray  # whole windows each stream has waiting (more than one only after a late tick)
+    windows: np.ndarray  # (streams, max(counts), window) int16
+    state: np.ndarray
+    ctx: np.ndarray
+    probs: list[np.ndarray] = field(default_factory=list)  # per round, for the streams with counts > round
+
+
+@dataclass(slots=True)
+class VadJob:
+    """A tick's VAD work, holding copies only: `run()` may execute on another thread (onnxruntime releases
+    the GIL) while the event loop goes on; the tick's `finish(job)` applies the results."""
+
+    work: list[_BankWork]
+
+    def run(self) -> None:
+        for w in self.work:
+            for r in range(int(w.counts.max())):
+                rows = np.flatnonzero(w.counts > r)
+                probs, state, ctx = w.bank.run_detached(w.state[:, rows], w.ctx[rows], w.windows[rows, r])
+                w.state[:, rows] = state
+                w.ctx[rows] = ctx
+                w.probs.append(probs)
+
+    def __bool__(self) -> bool:
+        return bool(self.work)
+
+
 class MediaTick:
     """Holds N streams; `process(now)` advances all of them by what their rings hold (20 ms per tick)."""
 
@@ -135,11 +169,33 @@ class MediaTick:
 
     def process(self, now: float) -> list[StreamEvent]:
         """One tick for all streams; returns the turn events it produced, in stream order."""
-        with single_threaded_blas():
-            return self._process(now)
+        job = self.prepare(now)
+        job.run()
+        return self.finish(job)
 
-    def _process(self, now: float) -> list[StreamEvent]:
+    def prepare(self, now: float) -> VadJob:
+        """The tick's first half, on the owner's thread: new inbound frames into each stream's speech ring
+        and VAD buffer; returns the VAD work as a `VadJob` detached from the streams (copies), which may run
+        on another thread while the owner goes on; `finish(job)` then applies its results."""
         self.ticks += 1
+        with single_threaded_blas():
+            self._take_inbound()
+        job = VadJob([])
+        for rate, bank in self.banks.items():
+            ready = [s for s in self._streams.values() if s.speech_rate == rate and s._npending >= s.window]
+            if not ready:
+                continue
+            window = bank.window
+            counts = np.array([s._npending // window for s in ready], np.intp)
+            windows = np.zeros((len(ready), int(counts.max()), window), np.int16)
+            for i, (st, k) in enumerate(zip(ready, counts.tolist(), strict=True)):
+                windows[i, :k] = st._pending[: k * window].reshape(k, window)
+            idx = np.array([st.slot for st in ready], np.intp)
+            state, ctx = bank.gather(idx)
+            job.work.append(_BankWork(bank, ready, idx, counts, windows, state, ctx))
+        return job
+
+    def _take_inbound(self) -> None:
         groups: dict[int, list[MediaStream]] = {}
         for s in self._streams.values():
             # agent speaking state follows the playout (and the runtime's response flag)
@@ -165,32 +221,37 @@ class MediaTick:
                     s._pending[n : n + len(pcm)] = pcm
                     s._npending = n + len(pcm)
                 group = [s for s in group if s.inbound.available >= s.frame]
-        events: list[StreamEvent] = []
-        for rate, bank in self.banks.items():
-            ready = [s for s in self._streams.values() if s.speech_rate == rate and s._npending >= s.window]
-            while ready:  # usually one round; more only when a tick was late and streams caught up
-                self._vad_round(bank, ready, events)
-                ready = [s for s in ready if s._npending >= s.window]
-        return events
 
-    def _vad_round(self, bank: VadBank, ready: list[MediaStream], events: list[StreamEvent]) -> None:
-        window = ready[0].window
-        batch = np.stack([s._pending[:window] for s in ready])
-        probs = bank.infer([s.slot for s in ready], batch)
-        self.vad_runs += 1
-        self.vad_windows += len(ready)
-        dur = window / ready[0].speech_rate
-        for s, p in zip(ready, probs.tolist(), strict=True):
-            rest = s._npending - window
-            s._pending[:rest] = s._pending[window : s._npending]
-            s._npending = rest
-            s.samples_analysed += window
-            s.last_prob = p
-            for ev in s.turn.update(p, s.audio_time(), dur):
-                if ev.kind is TurnEventKind.INTERRUPT:
-                    self.flush_tx(s.key)
-                    s.response_active = False
-                events.append(StreamEvent(s.key, ev))
+    def finish(self, job: VadJob) -> list[StreamEvent]:
+        """The tick's second half, on the owner's thread: store the VAD state back (streams removed
+        meanwhile are skipped: their slot may already serve a new stream), consume the analysed windows
+        and advance each stream's turn-taking, round by round as the windows came."""
+        events: list[StreamEvent] = []
+        for work in job.work:
+            live = np.array([self._streams.get(s.key) is s for s in work.streams], bool)
+            if live.any():
+                work.bank.scatter(work.idx[live], work.state[:, live], work.ctx[live])
+            window = work.bank.window
+            dur = window / work.bank.sample_rate
+            for r, probs in enumerate(work.probs):
+                rows = np.flatnonzero(work.counts > r)
+                self.vad_runs += 1
+                self.vad_windows += len(rows)
+                for i, p in zip(rows.tolist(), probs.tolist(), strict=True):
+                    if not live[i]:
+                        continue
+                    s = work.streams[i]
+                    rest = s._npending - window
+                    s._pending[:rest] = s._pending[window : s._npending]
+                    s._npending = rest
+                    s.samples_analysed += window
+                    s.last_prob = p
+                    for ev in s.turn.update(p, s.audio_time(), dur):
+                        if ev.kind is TurnEventKind.INTERRUPT:
+                            self.flush_tx(s.key)
+                            s.response_active = False
+                        events.append(StreamEvent(s.key, ev))
+        return events
 
     # -- transmit side ---------------------------------------------------------------------------------
     def push_tx(self, key: Hashable, pcm: np.ndarray) -> None:

@@ -114,16 +114,32 @@ class VadBank:
             raise ValueError(f"want windows of shape ({len(idx)}, {self.window}), got {windows.shape}")
         if len(idx) == 0:
             return np.zeros(0, np.float32)
+        state, ctx = self.gather(idx)
+        probs, state, ctx = self.run_detached(state, ctx, windows)
+        self.scatter(idx, state, ctx)
+        return probs
+
+    def gather(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Copies of the listed slots' state and context, for `run_detached` on another thread."""
+        return self._state[:, idx], self._ctx[idx]
+
+    def scatter(self, idx: np.ndarray, state: np.ndarray, ctx: np.ndarray) -> None:
+        """Store what `run_detached` returned back into the listed slots."""
+        self._state[:, idx] = state
+        self._ctx[idx] = ctx
+
+    def run_detached(self, state: np.ndarray, ctx: np.ndarray,
+                     windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One model run over (state, context) copies, touching nothing of the bank (safe on a thread
+        while the owner opens and closes slots): (probabilities, new state, new context)."""
         if windows.dtype == np.int16:
             w = windows.astype(np.float32)
             w *= np.float32(1.0 / 32768.0)
         else:
             w = windows.astype(np.float32, copy=False)
-        x = np.concatenate([self._ctx[idx], w], axis=1)
-        probs, new_state = self.model.run(x, self._state[:, idx], self.sample_rate)
-        self._state[:, idx] = new_state
-        self._ctx[idx] = x[:, -self.context :]
-        return probs
+        x = np.concatenate([ctx, w], axis=1)
+        probs, new_state = self.model.run(x, state, self.sample_rate)
+        return probs, new_state, x[:, -self.context :]
 
 
 class VadStream:

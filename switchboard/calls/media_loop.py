@@ -7,13 +7,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
-from media.tick import FRAME_MS, MediaStream, MediaTick, StreamEvent
+from media.tick import FRAME_MS, MediaStream, MediaTick, StreamEvent, VadJob
 
 from ..tasks import TaskSet
 from .leg import CallLeg
@@ -110,26 +111,43 @@ class MediaLoop:
         period = FRAME_MS / 1000
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        while True:
-            next_at += period
-            delay = next_at - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            else:
-                lateness = -delay
-                self.stats.late_ticks += lateness > period
-                self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
-                if lateness > 10 * period:  # fell far behind (a stall): resynchronise, do not burst
-                    next_at = loop.time()
-            started = time.perf_counter()
-            try:
-                self.step(time.monotonic())
-            except Exception:
-                log.exception("media tick failed")
-            self.stats.busy_seconds += time.perf_counter() - started
+        vad = ThreadPoolExecutor(1, thread_name_prefix="media-vad")
+        try:
+            while True:
+                next_at += period
+                delay = next_at - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                else:
+                    lateness = -delay
+                    self.stats.late_ticks += lateness > period
+                    self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
+                    if lateness > 10 * period:  # fell far behind (a stall): resynchronise, do not burst
+                        next_at = loop.time()
+                started = time.perf_counter()
+                try:
+                    job = self.begin(time.monotonic())
+                    if job:  # the batched VAD runs on its own thread: the loop serves calls meanwhile
+                        self.stats.busy_seconds += time.perf_counter() - started
+                        await loop.run_in_executor(vad, job.run)
+                        started = time.perf_counter()
+                    self.complete(job)
+                except Exception:
+                    log.exception("media tick failed")
+                self.stats.busy_seconds += time.perf_counter() - started
+        finally:
+            vad.shutdown(wait=True, cancel_futures=True)
 
     def step(self, now: float) -> None:
-        """One 20 ms step for every leg (public so tests can drive it on a virtual clock)."""
+        """One 20 ms step for every leg, all on the calling thread (public so tests can drive it on a
+        virtual clock); the running loop splits it around the VAD (`begin`, the job, `complete`)."""
+        job = self.begin(now)
+        job.run()
+        self.complete(job)
+
+    def begin(self, now: float) -> VadJob:
+        """The tick's I/O half: every leg's received PCM in (and to its recording), the caller's audio
+        handed to speech-to-text, every leg's transmit buffer topped up; returns the VAD work."""
         stats = self.stats
         stats.ticks += 1
         for leg in self.legs.values():
@@ -146,12 +164,19 @@ class MediaLoop:
                 if not leg.timed_out and leg.media_timeout and now - leg.last_rx > leg.media_timeout:
                     leg.timed_out = True
                     leg.on_media_timeout()
-        events = self.tick.process(now)
+        job = self.tick.prepare(now)
         for leg in self.legs.values():
             if leg.on_speech is not None:
                 ring = self.tick.stream(leg.key).speech
                 if ring.available:
                     leg.on_speech(ring.read(ring.available))
+        for leg in self.legs.values():
+            self._top_up(leg, pad=True)
+        return job
+
+    def complete(self, job: VadJob) -> None:
+        """The tick's turn-taking half: the VAD's results applied, the turn events handed to their calls."""
+        events = self.tick.finish(job)
         if events:
             by_key: dict[Hashable, list[StreamEvent]] = {}
             for ev in events:
@@ -160,8 +185,6 @@ class MediaLoop:
                 target = self.legs.get(key)
                 if target is not None:
                     target.on_events(evs)
-        for leg in self.legs.values():
-            self._top_up(leg, pad=True)
 
     def _top_up(self, leg: Leg, *, pad: bool = False) -> None:
         """Keep the engine's transmit buffer at TX_TARGET_FRAMES: agent audio, padded with silence on

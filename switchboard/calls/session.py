@@ -282,6 +282,10 @@ class CallSession:
             except Exception:
                 log.exception("call %s: finalising the recording failed", self.id)
         reason = self.reason or self._reason_from(end)
+        if end.hangup_by is HangupBy.REMOTE and end.answered and reason is not DisconnectionReason.TRANSFERRED:
+            # the caller's BYE ended the leg before our own hang-up took effect (an /end, a rule or a timer
+            # racing it): the caller hung up first, and that is what the call records
+            reason = DisconnectionReason.USER_HANGUP
         status = end.status
         cause = end.cause
         if reason is DisconnectionReason.TRANSFERRED and end.answered:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -63,7 +64,9 @@ class Telephony(OfflineCalls):
         self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         # bounds the shared recogniser's queue; admission; /health
         self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
-        self.stallwatch = StallWatch()  # logs where the event loop is stuck when the media tick cannot run
+        # logs where the event loop is stuck when the media tick cannot run (all threads' stacks to stderr
+        # after SWITCHBOARD_STALL_DUMP_SECONDS, when set: a diagnostic)
+        self.stallwatch = StallWatch(dump_after=float(os.environ.get("SWITCHBOARD_STALL_DUMP_SECONDS") or 0) or None)
         self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,

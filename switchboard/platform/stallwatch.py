@@ -5,11 +5,16 @@ When the loop has not turned for ``threshold`` it logs, once per stall, the loop
 at that moment (what is running instead of the media tick), and when the loop turns again how long the
 stall lasted. Stalls are counted for ``/health`` and the benchmarks. The thread only reads a float and,
 on a stall, one frame stack: it never touches the loop's objects.
+
+A stall can also be another thread holding the GIL (a C extension that does not release it): then this
+thread cannot run either. ``dump_after`` arms ``faulthandler``'s C watchdog, which needs no GIL, to write
+every thread's stack to stderr when the loop has not turned for that long.
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import sys
 import threading
@@ -20,8 +25,8 @@ log = logging.getLogger(__name__)
 
 
 class StallWatch:
-    def __init__(self, *, threshold: float = 0.1, interval: float = 0.02) -> None:
-        self.threshold, self.interval = threshold, interval
+    def __init__(self, *, threshold: float = 0.1, interval: float = 0.02, dump_after: float | None = None) -> None:
+        self.threshold, self.interval, self.dump_after = threshold, interval, dump_after
         self.stalls = 0  # stalls longer than the threshold since start
         self.worst_ms = 0.0
         self._beat = time.monotonic()
@@ -41,6 +46,8 @@ class StallWatch:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.dump_after:
+            faulthandler.cancel_dump_traceback_later()
         if self._handle is not None:
             self._handle.cancel()
         if self._thread is not None:
@@ -55,6 +62,8 @@ class StallWatch:
             self.worst_ms = max(self.worst_ms, ms)
             log.warning("event loop stalled %.0f ms", ms)
         self._beat = now
+        if self.dump_after:
+            faulthandler.dump_traceback_later(self.dump_after, repeat=False)
         self._handle = loop.call_later(self.interval, self._tick, loop)
 
     def _watch(self) -> None:

@@ -266,6 +266,19 @@ class MediaTick:
         s.tx_played += got
         return s.outbound.read_padded(n) if got < n else s.outbound.read(n)
 
+    def peek_tx(self, key: Hashable, n: int) -> np.ndarray:
+        """The next `n` samples to send, padded with silence, without taking them: `commit_tx` takes
+        what the transport actually accepted (nothing is lost while its media is not up yet)."""
+        s = self._streams[key]
+        got = min(n, s.outbound.available)
+        out = s.outbound.peek(got)
+        return out if got == n else np.concatenate([out, np.zeros(n - got, np.int16)])
+
+    def commit_tx(self, key: Hashable, n: int) -> None:
+        """`n` samples of a `peek_tx` were sent: the agent audio among them leaves the playout ring."""
+        s = self._streams[key]
+        s.tx_played += s.outbound.skip(min(n, s.outbound.available))
+
     def flush_tx(self, key: Hashable) -> int:
         """Drop queued agent audio (barge-in); returns the samples dropped."""
         s = self._streams[key]

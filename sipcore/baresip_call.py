@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sipcore import causes
+from sipcore.baresip_audio import AudioPort
 from sipcore.causes import CallStatus
 from sipcore.engine import (
     Call,
@@ -47,7 +48,6 @@ if TYPE_CHECKING:  # the engine library is imported only by the engine modules
 
 logger = logging.getLogger(__name__)
 
-_READ_CHUNK = 32768
 _TRANSFER_OK = "Call transfered"  # the stack's spelling
 _RTP_TIMEOUT = "rtp stream error"
 _CLOSE_GRACE = 5.0
@@ -72,6 +72,7 @@ class BaresipCall(Call):
         errors: Any,
     ) -> None:
         self._native = native
+        self._audio = AudioPort(native.handle)  # the media tick's fast path to the call's PCM
         self._errs = errors  # the baresip.errors module, passed in by the engine
         self.id = f"{native.handle:x}"
         self.direction = direction
@@ -227,46 +228,17 @@ class BaresipCall(Call):
             return 0
 
     def read_pcm(self) -> np.ndarray:
-        chunks: list[bytes] = []
-        audio = self._native.audio
-        for _ in range(2):  # second pass after AudioRestarted rebinds
-            try:
-                while True:
-                    data = audio.read(_READ_CHUNK)
-                    if data:
-                        chunks.append(data)
-                    if len(data) < _READ_CHUNK:
-                        break
-                break
-            except self._errs.AudioRestarted:
-                continue
-            except self._errs.BaresipError:  # AudioNotActive: no media (yet / anymore)
-                break
-        if not chunks:
-            return np.zeros(0, dtype=np.int16)
-        return np.frombuffer(b"".join(chunks), dtype=np.int16).copy()
+        return self._audio.read()
 
     def write_pcm(self, pcm: np.ndarray) -> int:
-        data = np.ascontiguousarray(pcm, dtype=np.int16)
-        for _ in range(2):
-            try:
-                return self._native.audio.write(data.tobytes()) // 2
-            except self._errs.AudioRestarted:
-                continue
-            except self._errs.BaresipError:
-                return 0
-        return 0
+        return self._audio.write(pcm)
 
     def flush_tx(self) -> None:
-        with contextlib.suppress(self._errs.BaresipError):
-            self._native.audio.flush_tx()
+        self._audio.flush_tx()
 
     @property
     def tx_buffered(self) -> int:
-        try:
-            return int(self._native.audio.info().tx_buffered) // 2
-        except self._errs.BaresipError:
-            return 0
+        return self._audio.tx_buffered()
 
     def rtp_stats(self) -> RtpStats:
         stats = self._native.final_stats or self._last_rtcp

@@ -1,6 +1,6 @@
 """Local text-to-speech with espeak-ng, one sentence per synthesis.
 
-`espeak-ng --stdout` runs as an asyncio subprocess (nothing blocks the event loop; the synthesis itself
+`espeak-ng --stdout` is started by `agents.spawn` (vfork, not the event loop's fork: no stall; the synthesis itself
 is another process). The text goes in on stdin, never on the command line, so no text can be read as an
 option. Its 22.05 kHz WAV is parsed as it streams out and resampled with a per-synthesis
 `media.resample.StreamResampler` (soxr); chunks are yielded as soon as espeak writes them (~15 ms process start, then
@@ -10,14 +10,13 @@ option. Its 22.05 kHz WAV is parsed as it streams out and resampled with a per-s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import struct
 from collections.abc import AsyncIterator
 
 import numpy as np
 
-from agents.childproc import tied_command
+from agents.spawn import Child
 from media.resample import StreamResampler
 
 from .base import ProviderError, SynthesisStream, TextToSpeech
@@ -81,27 +80,18 @@ class EspeakTTS(TextToSpeech):
                                 reason="not_installed", provider="espeak")
         async with self._slots:
             try:
-                argv, spawn = tied_command([self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm)])
-                proc = await asyncio.create_subprocess_exec(
-                    *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-                    stderr=asyncio.subprocess.PIPE, **spawn,
-                )
+                proc = await Child.start([self.executable, "--stdout", "-b", "1", "-v", voice, "-s", str(wpm)],
+                                         text.encode() + b"\n")
             except OSError as e:
                 raise ProviderError(f"cannot start espeak-ng: {e}", retryable=False, reason="not_installed",
                                     provider="espeak") from e
             try:
-                async for chunk in self._read(proc, text, sample_rate):
+                async for chunk in self._read(proc, sample_rate):
                     yield chunk
             finally:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
+                await proc.kill()
 
-    async def _read(self, proc: asyncio.subprocess.Process, text: str, sample_rate: int) -> AsyncIterator[np.ndarray]:
-        assert proc.stdin and proc.stdout and proc.stderr
-        proc.stdin.write(text.encode() + b"\n")
-        proc.stdin.close()
+    async def _read(self, proc: Child, sample_rate: int) -> AsyncIterator[np.ndarray]:
         header = b""
         fmt: tuple[int, int, int] | None = None
         resampler: StreamResampler | None = None

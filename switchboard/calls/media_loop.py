@@ -196,10 +196,12 @@ class MediaLoop:
             room = min(room, stream.outbound.available)
         if room >= frame:
             leg.tx_silent = stream.outbound.available == 0
-            out = self.tick.pull_tx(leg.key, (room // frame) * frame)
-            leg.call.write_pcm(out)
-            if leg.recorder is not None:
-                leg.recorder.write_agent(out)
+            out = self.tick.peek_tx(leg.key, (room // frame) * frame)
+            taken = leg.call.write_pcm(out)  # 0 until the call's media is up: the audio waits for it
+            if taken > 0:
+                self.tick.commit_tx(leg.key, taken)
+                if leg.recorder is not None:
+                    leg.recorder.write_agent(out[:taken])
 
 
 class LegIO:

@@ -128,3 +128,15 @@ async def test_tts_speech_is_recognised_by_stt(stt: object) -> None:
     s.push_audio(np.concatenate([pad, pcm, pad]))
     s.end_input()
     assert [t.text async for t in s if t.is_final] == ["do you have parking"]
+
+
+def test_synthesis_under_the_servers_event_loop() -> None:
+    """The server runs uvloop, whose subprocess support differs from asyncio's (it rejected the spawn
+    arguments once, and every greeting was silent while the unit tests passed)."""
+    import uvloop
+
+    async def speak() -> np.ndarray:
+        return await EspeakTTS().synthesize("Thanks for calling.", "en-us", 8000).collect()
+
+    out = uvloop.run(speak())
+    assert 0.5 < len(out) / 8000 < 3.0 and np.abs(out).max() > 1000

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from agents.providers.espeak_tts import EspeakTTS
 from agents.providers.local_stt import make_local_stt
+from agents.providers.local_tts import LocalTTS
 from agents.voices import VoiceCatalog
 from sipcore import create_engine
 from sipcore.causes import DisconnectionReason
@@ -62,7 +62,7 @@ class Telephony(OfflineCalls):
         self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         # bounds the shared recogniser's queue; admission; /health
         self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
-        self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
+        self.deps = SessionDeps(db=db, media=self.media, tts=LocalTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
                                 knowledge=knowledge)
@@ -116,6 +116,7 @@ class Telephony(OfflineCalls):
         await self.overload.stop()
         await self.supervisor.stop()
         await self.stt.aclose()
+        await self.deps.tts.aclose()
         self.running = False
 
     async def _wait_sessions(self, grace: float) -> None:

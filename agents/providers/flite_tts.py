@@ -1,10 +1,11 @@
 """Local text-to-speech with flite (CMU Flite 2.2, Debian package `flite`), one sentence per synthesis.
 
 `flite` runs as an asyncio subprocess (the synthesis is another process; nothing blocks the event loop).
-The text goes in on stdin (`-f /dev/stdin`), never on the command line, so no text can be read as an
-option. flite cannot stream WAV into a pipe (it rewrites the RIFF header in place and hangs on a pipe), so
-it writes to a file in this provider's private temporary directory (mode 0700), read once the process
-ends: flite synthesises a whole utterance before it writes any of it anyway, and a sentence takes ~10 ms
+The text goes in through a file (`-f`), never on the command line, so no text can be read as an option
+(not stdin: under uvloop a subprocess's stdin is a socket, which flite cannot open as `/dev/stdin`). flite
+cannot stream WAV into a pipe either (it rewrites the RIFF header in place and hangs on a pipe), so it
+writes to a file too; both live in this provider's private temporary directory (mode 0700), the WAV is read
+once the process ends: flite synthesises a whole utterance before it writes any of it anyway, and a sentence takes ~10 ms
 (kal16) to ~80 ms (slt). The WAV is brought to a common loudness (`GAIN`), resampled with a per-synthesis `media.resample.Resampler` and yielded
 in chunks. Closing the stream, or cancelling its consumer, kills the process and removes the file.
 
@@ -84,26 +85,31 @@ class FliteTTS(TextToSpeech):
             raise ProviderError(f"bad flite voice {voice!r} (one of {', '.join(sorted(VOICES))})",
                                 retryable=False, reason="bad_voice", provider="flite")
         async with self._slots:
-            out = self._workdir() / f"{uuid.uuid4().hex}.wav"
+            stem = self._workdir() / uuid.uuid4().hex
+            txt, out = stem.with_suffix(".txt"), stem.with_suffix(".wav")
             try:
-                proc = await asyncio.create_subprocess_exec(
-                    self.executable, "-voice", voice, "--setf", f"duration_stretch={stretch}",
-                    "-f", "/dev/stdin", "-o", str(out),
-                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.PIPE, preexec_fn=tied_preexec(),
-                )
-            except OSError as e:
-                raise ProviderError(f"cannot start flite: {e}", retryable=False, reason="not_installed",
-                                    provider="flite") from e
-            try:
-                wav = await self._synthesise(proc, text, out)
+                await asyncio.to_thread(txt.write_text, text + "\n", "utf-8")
+                try:
+                    proc = await asyncio.create_subprocess_exec(
+                        self.executable, "-voice", voice, "--setf", f"duration_stretch={stretch}",
+                        "-f", str(txt), "-o", str(out),
+                        stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                        stderr=asyncio.subprocess.PIPE, preexec_fn=tied_preexec(),
+                    )
+                except OSError as e:
+                    raise ProviderError(f"cannot start flite: {e}", retryable=False, reason="not_installed",
+                                        provider="flite") from e
+                try:
+                    wav = await self._synthesise(proc, out)
+                finally:
+                    if proc.returncode is None:
+                        with contextlib.suppress(ProcessLookupError):
+                            proc.kill()
+                        await proc.wait()
             finally:
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        proc.kill()
-                    await proc.wait()
-                with contextlib.suppress(OSError):
-                    out.unlink()
+                for path in (txt, out):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
         fmt = parse_wav_header(wav)
         if fmt is None:
             raise ProviderError("flite wrote a truncated WAV file", retryable=True, reason="bad_output",
@@ -124,13 +130,9 @@ class FliteTTS(TextToSpeech):
         if len(tail):
             yield tail
 
-    async def _synthesise(self, proc: asyncio.subprocess.Process, text: str, out: Path) -> bytes:
-        """Feed the text, wait for the process, return the WAV file's bytes."""
-        assert proc.stdin and proc.stderr
-        proc.stdin.write(text.encode() + b"\n")
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            await proc.stdin.drain()
-        proc.stdin.close()
+    async def _synthesise(self, proc: asyncio.subprocess.Process, out: Path) -> bytes:
+        """Wait for the process, return the WAV file's bytes."""
+        assert proc.stderr
         try:
             err_bytes = await asyncio.wait_for(proc.stderr.read(), _TIMEOUT_S)
             rc = await asyncio.wait_for(proc.wait(), _TIMEOUT_S)

@@ -120,7 +120,7 @@ async def test_cancelling_the_consumer_kills_the_process() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert flite_children() == []
-    assert tts._dir is not None and list(tts._dir.iterdir()) == []  # its output file is removed too
+    assert tts._dir is not None and list(tts._dir.iterdir()) == []  # its text and WAV files are removed too
     await tts.aclose()
     assert tts._dir is None
 
@@ -141,6 +141,20 @@ async def test_concurrent_sentences_are_bounded() -> None:
     tts = FliteTTS(max_concurrent=2)
     outs = await asyncio.gather(*(tts.synthesize(f"Sentence number {i}.", "kal16", 8000).collect() for i in range(6)))
     assert all(len(o) > 4000 for o in outs)
+
+
+def test_works_under_uvloop() -> None:
+    """The server runs on uvloop, whose subprocess pipes are sockets (flite cannot open those as a file)."""
+    import uvloop
+
+    async def speak() -> np.ndarray:
+        tts = FliteTTS()
+        try:
+            return await tts.synthesize("Hello from the server's own event loop.", "kal16", 8000).collect()
+        finally:
+            await tts.aclose()
+
+    assert len(uvloop.run(speak())) > 8000
 
 
 async def test_round_trip_through_a_phone_line_is_understood() -> None:

@@ -70,12 +70,12 @@ def parse_espeak_voices(text: str) -> list[Voice]:
     return voices
 
 
-# flite's built-in voices (CMU Flite 2.2, BSD-style licence; the CMU ARCTIC / kal voices are free to use,
-# commercially included). Measured by `make bench-tts` (round trip through G.711 and Whisper base).
+# flite's built-in voices (CMU Flite 2.2 and its voices: CMU's permissive licence, commercial use included).
+# Measured by `make bench-tts` (round trip through G.711 and Whisper base; see the README's "Local voices").
 _FLITE_VOICES = (
     ("kal16", "Kal", "en-US", "male",
-     "Local flite voice (US English, male, diphone, 16 kHz); the default: clear on a phone line, ~10 ms to "
-     "first audio, very light on CPU; works offline."),
+     "Local flite voice (US English, male, diphone); the default: clear on a phone line, light on CPU; "
+     "works offline."),
     ("slt", "SLT", "en-US", "female",
      "Local flite voice (US English, female, CMU ARCTIC clustergen); works offline."),
     ("rms", "RMS", "en-US", "male",

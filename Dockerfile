@@ -1,9 +1,9 @@
-# Switchboard in a container: CPU-only torch, the package, espeak-ng for the local voice.
+# Switchboard in a container: CPU-only torch, the package, flite and espeak-ng for the local voices.
 #   docker compose up            (compose.yaml: with a PostgreSQL service; see the README's Docker section)
 FROM python:3.11-slim-bookworm
 
 RUN apt-get update \
-    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends espeak-ng sox libsox-fmt-all \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends flite espeak-ng sox libsox-fmt-all \
     && rm -rf /var/lib/apt/lists/*
 
 # torch from PyTorch's CPU index first: from the default index pip would pull ~3 GB of CUDA libraries.

@@ -11,7 +11,7 @@ SILERO := silero-vad==6.2.3
 # pulling gigabytes of CUDA packages as a dependency.
 TORCH := torch==2.13.0
 
-.PHONY: run test install install-test lint bench-api bench-sip bench-v2v bench-media bench-knowledge bench-stt clean
+.PHONY: run test install install-test lint bench-api bench-sip bench-v2v bench-media bench-knowledge bench-stt bench-tts clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,12 @@ bench-knowledge: install-test
 ## latency p50/p90, CPU per utterance, first call after start. make bench-stt BENCH_ARGS="--engines pocketsphinx"
 bench-stt: install-test
 	$(BIN)/python -m bench.stt $(BENCH_ARGS)
+
+## Local voices (espeak-ng, flite kal16/slt/rms/awb, festival if installed) on 20 phone-agent sentences (249 words,
+## bench/data/tts_sentences.txt) through 8 kHz G.711 and the local Whisper base: round-trip WER, time to first audio
+## p50, CPU seconds per second of audio, real-time factor. make bench-tts BENCH_ARGS="--engines flite:kal16 --show"
+bench-tts: install-test
+	$(BIN)/python -m bench.tts $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .venv-pipecat .pytest_cache

@@ -15,7 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-DEFAULT_VOICE = "espeak-en-us"
+from agents.voices import DEFAULT_VOICE_ID
+
+DEFAULT_VOICE = DEFAULT_VOICE_ID  # the local flite voice (agents.voices)
 DEFAULT_MAX_DURATION_SECONDS = 3000
 
 

@@ -1,4 +1,9 @@
-"""The voice catalog: the local espeak-ng voices (always there, no account needed), then cloud voices.
+"""The voice catalog: the local voices (flite and espeak-ng: always there, no account needed), then cloud voices.
+
+Local voices: four flite voices (`flite-kal16`, the default, `flite-slt`, `flite-rms`, `flite-awb`; English
+only) and one male and one female espeak-ng voice per language espeak-ng speaks. The flite voices are
+listed even when flite is not installed: they then speak with espeak-ng (agents.providers.local_tts) and
+the start-up log says so.
 
 Cloud voices (OpenAI speech, ElevenLabs premade voices) are in the catalog so that agents may name them;
 the API lists them to an organization only when it holds that provider's key (`search(available=)`), and
@@ -15,7 +20,9 @@ from dataclasses import asdict, dataclass
 
 log = logging.getLogger(__name__)
 
-DEFAULT_VOICE_ID = "espeak-en-us"
+DEFAULT_VOICE_ID = "flite-kal16"
+FALLBACK_VOICE_ID = "espeak-en-us"  # the light fallback, and the voice of every language flite lacks
+LOCAL_PROVIDERS = frozenset({"flite", "espeak"})
 _LINE = re.compile(r"^\s*(\d+)\s+(\S+)\s+(\S+)/([MFN-])\s+(.+?)\s{2,}(\S+)")
 
 
@@ -27,12 +34,12 @@ class Voice:
     language: str
     gender: str
     description: str
-    engine_voice: str  # what the provider is asked for (espeak-ng: "-v" argument)
+    engine_voice: str  # what the provider is asked for (espeak-ng: "-v" argument; flite: "flite:<name>")
 
     @property
     def cloud(self) -> bool:
-        """Needs a provider key (anything but the local espeak-ng voices)."""
-        return self.provider != "espeak"
+        """Needs a provider key (anything but the local flite and espeak-ng voices)."""
+        return self.provider not in LOCAL_PROVIDERS
 
     def public(self) -> dict[str, str]:
         data = asdict(self)
@@ -61,6 +68,26 @@ def parse_espeak_voices(text: str) -> list[Voice]:
         voices.append(Voice(f"{base}-f", f"{name.strip()} female (espeak-ng)", "espeak", language, "female",
                             f"Local espeak-ng female variant for {name.strip()}; works offline.", f"{lang}+f3"))
     return voices
+
+
+# flite's built-in voices (CMU Flite 2.2 and its voices: CMU's permissive licence, commercial use included).
+# Measured by `make bench-tts` (round trip through G.711 and Whisper base; see the README's "Local voices").
+_FLITE_VOICES = (
+    ("kal16", "Kal", "en-US", "male",
+     "Local flite voice (US English, male, diphone); the default: clear on a phone line, light on CPU; "
+     "works offline."),
+    ("slt", "SLT", "en-US", "female",
+     "Local flite voice (US English, female, CMU ARCTIC clustergen); works offline."),
+    ("rms", "RMS", "en-US", "male",
+     "Local flite voice (US English, male, CMU ARCTIC clustergen); works offline."),
+    ("awb", "AWB", "en-GB", "male",
+     "Local flite voice (Scottish English, male, CMU ARCTIC clustergen); works offline."),
+)
+
+
+def flite_voices() -> list[Voice]:
+    return [Voice(f"flite-{name}", f"{label} (flite)", "flite", lang, gender, desc, f"flite:{name}")
+            for name, label, lang, gender, desc in _FLITE_VOICES]
 
 
 # OpenAI speech voices (`voice` of /v1/audio/speech); all speak every language the model does.
@@ -109,14 +136,18 @@ class VoiceCatalog:
 
     @classmethod
     def load_local(cls) -> VoiceCatalog:
-        """The local espeak-ng voices, plus the cloud voices (listed per organization: see `search`).
-        Blocking (runs espeak-ng once, ~20 ms): call at start-up, before or off the event loop."""
+        """The local flite and espeak-ng voices, plus the cloud voices (listed per organization: see
+        `search`). Blocking (runs espeak-ng once, ~20 ms): call at start-up, before or off the event loop."""
+        if shutil.which("flite") is None:
+            log.warning("flite is not installed: the flite voices (the default %s included) speak with "
+                        "espeak-ng (run scripts/install-system-deps.sh)", DEFAULT_VOICE_ID)
         exe = shutil.which("espeak-ng")
         if exe is None:
-            log.warning("espeak-ng is not installed: no local voices (run scripts/install-system-deps.sh)")
-            return cls(cloud_voices())
+            log.warning("espeak-ng is not installed: only the flite voices are local (run "
+                        "scripts/install-system-deps.sh)")
+            return cls(flite_voices() + cloud_voices())
         out = subprocess.run([exe, "--voices"], capture_output=True, text=True, timeout=10, check=True).stdout
-        return cls(parse_espeak_voices(out) + cloud_voices())
+        return cls(flite_voices() + parse_espeak_voices(out) + cloud_voices())
 
     def get(self, voice_id: str) -> Voice | None:
         return self._voices.get(voice_id)

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Switchboard needs, only when some are missing.
-#   runtime: espeak-ng (local TTS voice)
+#   runtime: flite (the default local voice), espeak-ng (the light fallback and every other language),
+#            sox
 #   tests:   sox (test speech), sip-tester (sipp), baresip, kamailio (real SIP peers on loopback),
 #            docker-compose (validates compose.yaml without a Docker engine)
 set -euo pipefail
-want=(espeak-ng sox libsox-fmt-all)
+want=(flite espeak-ng sox libsox-fmt-all)
 if [ "${1:-}" = "--test" ]; then
     want+=(sip-tester baresip kamailio docker-compose)
 fi

@@ -19,7 +19,7 @@ DEMO_ORG = "demo"
 DEMO_AGENT_NAME = "Switchboard demo"
 DEMO_AGENT_CONFIG = {
     "description": "Answers sip:demo@ calls and questions about Switchboard.",
-    "voice_id": "espeak-en-us",
+    "voice_id": "flite-kal16",
     "language": "en-US",
     "response_engine": {"type": "retrieval", "fallback_message": "Sorry, I don't know that yet."},
     "stt": {"provider": "local", "phrases": DEMO_PHRASES},

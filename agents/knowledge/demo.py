@@ -51,7 +51,7 @@ DEMO_TEXTS: list[dict[str, str]] = [
         "Each API key belongs to one organization and sees only that organization's data. The interactive "
         "documentation is served by the server itself at slash docs.")},
     {"title": "Local voice", "text": (
-        "Switchboard works without any cloud account. Out of the box it speaks with the local espeak voice, "
+        "Switchboard works without any cloud account. Out of the box it speaks with the local flite voice, "
         "understands speech with the local pocketsphinx recognizer and answers from knowledge bases, so "
         "everything runs on your own machine.")},
     {"title": "Cloud providers", "text": (

@@ -15,7 +15,7 @@ one place. `endpoint(provider, type, keys, tenant_base_url=...)` decides, for on
 - an unknown provider name never gets a server key.
 
 `make_stt(agent["stt"], keys)` and `make_tts(voice, keys)` return the local provider (the process-wide
-one passed as `local`) when the agent asks for it, and otherwise a per-call cloud provider. Without a
+one passed as `local`; for speech a `local_tts.LocalTTS`, flite and espeak-ng voices) when the agent asks for it, and otherwise a per-call cloud provider. Without a
 key, after a failed lookup, or for a provider Switchboard does not know, the call uses the local
 provider and the log says why.
 
@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..voices import DEFAULT_VOICE_ID, Voice, VoiceCatalog
+from ..voices import DEFAULT_VOICE_ID, FALLBACK_VOICE_ID, Voice, VoiceCatalog
 from .base import ProviderError, SpeechToText, TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 KeyLookup = Callable[[str, str], Awaitable[str | None]]  # (provider_type, provider_name) → key
 
 LOCAL_STT = frozenset({"", "local", "pocketsphinx"})
-LOCAL_TTS = frozenset({"", "local", "espeak"})
+LOCAL_TTS = frozenset({"", "local", "flite", "espeak"})
 PROVIDER_TYPES = ("stt", "tts", "llm")
 
 
@@ -218,7 +218,7 @@ async def make_tts(voice: Voice, keys: KeyLookup, *, local: TextToSpeech | None 
     provider = voice.provider.lower()
     if provider not in LOCAL_TTS:
         if provider not in TTS_PROVIDERS:
-            log.warning("unknown TTS provider %r for voice %s: using espeak-ng", provider, voice.voice_id)
+            log.warning("unknown TTS provider %r for voice %s: using the local voice", provider, voice.voice_id)
         else:
             try:
                 ep: Endpoint | None = await endpoint(provider, "tts", keys)
@@ -226,13 +226,13 @@ async def make_tts(voice: Voice, keys: KeyLookup, *, local: TextToSpeech | None 
                 ep = None  # logged: no key rather than the operator's
             key = ep.api_key if ep else None
             if not key:
-                log.warning("no %s key for this organization or server (%s): voice %s falls back to espeak-ng",
+                log.warning("no %s key for this organization or server (%s): voice %s falls back to the local voice",
                             provider, ENV_KEYS[provider], voice.voice_id)
             else:
                 try:
                     return _cloud_tts(provider, key, voice_settings, ep.base_url if ep else None)
                 except Exception:
-                    log.exception("building the %s synthesiser failed: using espeak-ng", provider)
+                    log.exception("building the %s synthesiser failed: using the local voice", provider)
     return local if local is not None else _local_tts()
 
 
@@ -251,20 +251,26 @@ def _cloud_tts(provider: str, key: str, voice_settings: Mapping[str, Any] | None
 
 
 def _local_tts() -> TextToSpeech:
-    from .espeak_tts import EspeakTTS
+    from .local_tts import LocalTTS
 
-    return EspeakTTS()
+    return LocalTTS()
+
+
+FEMALE_LOCAL_VOICE_ID = "flite-slt"
 
 
 def fallback_voice(voice: Voice, catalog: VoiceCatalog) -> Voice:
-    """The local voice to speak with when `voice`'s provider cannot be used: same gender, default language."""
+    """The local voice to speak with when `voice`'s provider cannot be used: the default local voice (its
+    female counterpart for a female voice), then espeak-ng's. (A flite voice whose binary is missing is
+    spoken by espeak-ng inside `LocalTTS`.)"""
     if voice.provider in LOCAL_TTS:
         return voice
-    wanted = f"{DEFAULT_VOICE_ID}-f" if voice.gender == "female" else DEFAULT_VOICE_ID
-    found = catalog.get(wanted) or catalog.get(DEFAULT_VOICE_ID)
-    if found is not None:
-        return found
-    return Voice(DEFAULT_VOICE_ID, "English (espeak-ng)", "espeak", "en-US", "male", "", "en-us")
+    female = (FEMALE_LOCAL_VOICE_ID, f"{FALLBACK_VOICE_ID}-f") if voice.gender == "female" else ()
+    for voice_id in (*female, DEFAULT_VOICE_ID, FALLBACK_VOICE_ID):
+        found = catalog.get(voice_id)
+        if found is not None:
+            return found
+    return Voice(FALLBACK_VOICE_ID, "English (espeak-ng)", "espeak", "en-US", "male", "", "en-us")
 
 
 async def close_when(ended: asyncio.Event, providers: Iterable[SpeechToText | TextToSpeech]) -> None:

@@ -1,4 +1,4 @@
-"""Voices: the local espeak-ng voices always, cloud voices once the organization has their keys."""
+"""Voices: the local flite and espeak-ng voices always, cloud voices once the organization has their keys."""
 
 from __future__ import annotations
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-from agents.providers.espeak_tts import EspeakTTS
 from agents.providers.local_stt import make_local_stt
+from agents.providers.local_tts import LocalTTS
 from agents.voices import VoiceCatalog
 from sipcore import create_engine
 from sipcore.causes import DisconnectionReason
@@ -67,7 +67,7 @@ class Telephony(OfflineCalls):
         # logs where the event loop is stuck when the media tick cannot run (all threads' stacks to stderr
         # after SWITCHBOARD_STALL_DUMP_SECONDS, when set: a diagnostic)
         self.stallwatch = StallWatch(dump_after=float(os.environ.get("SWITCHBOARD_STALL_DUMP_SECONDS") or 0) or None)
-        self.deps = SessionDeps(db=db, media=self.media, tts=EspeakTTS(), stt=self.stt, voices=voices,
+        self.deps = SessionDeps(db=db, media=self.media, tts=LocalTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
                                 knowledge=knowledge)
@@ -123,6 +123,7 @@ class Telephony(OfflineCalls):
         self.stallwatch.stop()
         await self.supervisor.stop()
         await self.stt.aclose()
+        await self.deps.tts.aclose()
         self.running = False
 
     async def _wait_sessions(self, grace: float) -> None:

@@ -11,7 +11,7 @@ async def test_create_with_defaults_and_aliases(tenant):
     agent = body["data"]
     assert agent["id"] == agent["agent_id"]
     assert agent["name"] == "Support" and agent["begin_message"] == "Hi {{user.name}}"
-    assert agent["language"] == "en-US" and agent["voice_id"] == "espeak-en-us"
+    assert agent["language"] == "en-US" and agent["voice_id"] == "flite-kal16"
     assert agent["response_engine"]["type"] == "retrieval"
     assert agent["interruptible"] is True and agent["recording_enabled"] is True
     assert agent["max_duration_seconds"] == 3000 and agent["first_speaker"] == "agent"
@@ -121,6 +121,10 @@ async def test_voices_catalog(tenant):
     assert body["data"] and all(v["language"].startswith("fr") for v in body["data"])
     status, body = await tenant.get("/voices/espeak-en-us")
     assert status == 200 and body["data"]["provider"] == "espeak"
+    status, body = await tenant.get("/voices/flite-kal16")
+    assert status == 200 and body["data"]["provider"] == "flite" and body["data"]["language"] == "en-US"
+    _, body = await tenant.get("/voices?provider=flite")
+    assert {v["voice_id"] for v in body["data"]} == {"flite-kal16", "flite-slt", "flite-rms", "flite-awb"}
     status, _ = await tenant.get("/voices/nope")
     assert status == 404
     status, _ = await tenant.get("/voices?gender=robot")

@@ -149,6 +149,17 @@ def espeak_reference(text: str, workdir: Path, *, voice: str = "en-us", wpm: int
     return read_mono(out)[0]
 
 
+def flite_reference(text: str, workdir: Path, *, voice: str = "kal16") -> np.ndarray:
+    """The same text synthesised by flite as the default local voice (flite-kal16) does it, at 8 kHz."""
+    raw = workdir / "flite-ref-16k.wav"
+    out = workdir / "flite-ref-8k.wav"
+    (workdir / "flite-ref.txt").write_text(text)
+    subprocess.run(["flite", "-voice", voice, "--setf", "duration_stretch=1.0", "-f", str(workdir / "flite-ref.txt"),
+                    "-o", str(raw)], check=True)
+    subprocess.run(["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out)], check=True)
+    return read_mono(out)[0]
+
+
 # --------------------------------------------------------------------------- peers
 
 

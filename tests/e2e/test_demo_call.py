@@ -13,7 +13,7 @@ from tests.e2e.helpers import (
     active_span,
     baresip_dial,
     caller_tone_wav,
-    espeak_reference,
+    flite_reference,
     frame_rms,
     loudness,
     read_mono,
@@ -47,8 +47,9 @@ async def test_baresip_calls_demo_hears_greeting_and_is_recorded(server: Server,
     assert call["answered_at"] and call["ended_at"] and call["sip_call_id"]
     assert CALL_SECONDS - 2 < call["duration_seconds"] < CALL_SECONDS + 2, call["duration_seconds"]
 
-    # what the caller heard: the greeting, as long as espeak-ng says it at 8 kHz (±25 %)
-    reference = espeak_reference(GREETING, workdir)
+    # what the caller heard: the greeting, as long as the demo's voice (flite kal16) says it at 8 kHz (±25 %)
+    assert DEMO_AGENT_CONFIG["voice_id"] == "flite-kal16"
+    reference = flite_reference(GREETING, workdir)
     ref_start, ref_end = active_span(reference)
     ref_len = ref_end - ref_start
     heard, rate = read_mono(heard_path)

@@ -82,7 +82,7 @@ async def test_missing_key_falls_back_to_local_and_says_why(caplog: pytest.LogCa
     assert "unknown STT provider" in caplog.text
     voice = VOICES["elevenlabs-rachel"]
     assert await registry.make_tts(voice, NO_KEYS, local=LOCAL_TTS) is LOCAL_TTS  # type: ignore[arg-type]
-    assert "voice elevenlabs-rachel falls back to espeak-ng" in caplog.text
+    assert "voice elevenlabs-rachel falls back to the local voice" in caplog.text
 
 
 async def test_lookup_failure_is_a_missing_key(caplog: pytest.LogCaptureFixture) -> None:

@@ -35,7 +35,7 @@ async def test_cloud_voices_follow_the_organization_keys(api: Any, db: Any) -> N
     tenant, call = api
     acme, globex = await tenant("acme"), await tenant("globex")
     _, body = await call("GET", "/voices", acme)
-    assert {v["provider"] for v in body["data"]} == {"espeak"}
+    assert {v["provider"] for v in body["data"]} == {"flite", "espeak"}
     status, _ = await call("GET", "/voices/openai-nova", acme)
     assert status == 404
 
@@ -43,7 +43,7 @@ async def test_cloud_voices_follow_the_organization_keys(api: Any, db: Any) -> N
                            json={"provider_type": "tts", "provider_name": "openai", "api_key": "sk-acme"})
     assert status == 201
     _, body = await call("GET", "/voices", acme)
-    assert {v["provider"] for v in body["data"]} == {"espeak", "openai"}
+    assert {v["provider"] for v in body["data"]} == {"flite", "espeak", "openai"}
     _, body = await call("GET", "/voices?provider=openai", acme)
     assert {v["voice_id"] for v in body["data"]} >= {"openai-alloy", "openai-coral", "openai-nova", "openai-onyx"}
     assert all(v["language"] == "multilingual" for v in body["data"])

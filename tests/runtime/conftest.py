@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from agents.providers.espeak_tts import EspeakTTS
+from agents.providers.local_tts import LocalTTS
 from agents.providers.pocketsphinx_stt import PocketsphinxSTT
 from agents.providers.sphinx_pool import DecoderPool
 from agents.voices import VoiceCatalog
@@ -79,7 +79,7 @@ async def deps(db, tmp_path: Path) -> AsyncIterator[SessionDeps]:
 
         return lookup
 
-    yield SessionDeps(db=db, media=media, tts=EspeakTTS(), stt=PocketsphinxSTT(_POOL, interim_results=False),
+    yield SessionDeps(db=db, media=media, tts=LocalTTS(), stt=PocketsphinxSTT(_POOL, interim_results=False),
                       voices=_VOICES, recordings_dir=tmp_path, worker="test", keys=keys, allow_private_tools=True)
     await media.stop()
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from media.endpointing import TurnEvent, TurnEventKind
-from media.resample import Resampler
+from media.resample import StreamResampler
 from media.tick import vad_rate
 
 from .config import AgentConfig
@@ -54,7 +54,7 @@ class CallerTurn:
     started: TurnEvent | None
     audio: list[np.ndarray] = field(default_factory=list)  # not yet handed to STT
     audio_samples: int = 0
-    resampler: Resampler | None = None
+    resampler: StreamResampler | None = None
     segments: list[str] = field(default_factory=list)  # final transcripts of the flushed parts
     flushes: int = 0
     finals: int = 0
@@ -289,7 +289,7 @@ class Conversation:
                 self._discard_speculation(old)
             started = CallerTurn(event, list(self._preroll), self._preroll_samples)
             if self.speech_rate != self.stt.sample_rate:
-                started.resampler = Resampler(self.speech_rate, self.stt.sample_rate)
+                started.resampler = StreamResampler(self.speech_rate, self.stt.sample_rate)
             self._caller = started
             self._preroll.clear()
             self._preroll_samples = 0
@@ -323,15 +323,18 @@ class Conversation:
         whose reply can be taken back (its history rolled back)."""
         return bool(getattr(self.stt, "streaming", False)) and self._speech is not None
 
-    def _push(self, ct: CallerTurn) -> None:
-        """Hand the turn's buffered audio to STT (resampled with the turn's own stateful resampler)."""
-        if not ct.audio or self._speech is None or ct.shed:
+    def _push(self, ct: CallerTurn, *, final: bool = False) -> None:
+        """Hand the turn's buffered audio to STT (resampled with the turn's own stateful resampler, soxr; at
+        a flush (``final``) the samples still inside its filter go too)."""
+        if self._speech is None or ct.shed or not (ct.audio or (final and ct.resampler is not None)):
             return
-        audio = np.concatenate(ct.audio)
+        audio = np.concatenate(ct.audio) if ct.audio else np.zeros(0, np.int16)
         ct.audio.clear()
         ct.audio_samples = 0
         if ct.resampler is not None:
             audio = ct.resampler.process(audio)
+            if final:
+                audio = np.concatenate([audio, ct.resampler.flush()])
         if len(audio):
             self._speech.push_audio(audio)
             ct.unflushed = True
@@ -353,7 +356,7 @@ class Conversation:
                     log.info("speech-to-text overloaded: a caller turn was shed (%d pending)", load.pending)
                     return
                 self._degrade(load)
-        self._push(ct)
+        self._push(ct, final=True)
         if not ct.unflushed:
             return
         self._speech.flush()

@@ -531,9 +531,9 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
 
         # 1. reference: the idle worker (engine, tick, DB pool up; 0 calls)
         await asyncio.sleep(1.0)
-        a = probe.snap()
+        a = await asyncio.to_thread(probe.snap)
         await asyncio.sleep(args.idle_seconds)
-        res.idle = (a, probe.snap())
+        res.idle = (a, await asyncio.to_thread(probe.snap))
 
         # 2. the load: sipp in its own process group, bounded by `timeout`
         sipp_port = free_port()
@@ -550,23 +550,23 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
             probe.sipp_proc = psutil.Process(sipp.pid)
         except psutil.Error:
             pass
-        r0 = probe.snap()
+        r0 = await asyncio.to_thread(probe.snap)
 
         # 3. ramp: until all N calls are on the media tick (or sipp ends / the ramp overruns)
         await poll(lambda: len(tel.media.legs) >= n or sipp.returncode is not None, ramp + 30)
         res.all_up = len(tel.media.legs) >= n
         await asyncio.sleep(SETTLE)
-        r1 = probe.snap()
+        r1 = await asyncio.to_thread(probe.snap)
         res.ramp = (r0, r1)
 
         # 4. steady window: all calls up, `seconds` long (closes early if a call drops)
         res.steady_calls = len(tel.media.legs)
         probe.recording = stt_timer.recording = True
-        s0 = probe.snap()
+        s0 = await asyncio.to_thread(probe.snap)
         w0 = time.time()
         await poll(lambda: len(tel.media.legs) < res.steady_calls or sipp.returncode is not None, seconds)
         probe.recording = stt_timer.recording = False
-        s1 = probe.snap()
+        s1 = await asyncio.to_thread(probe.snap)
         res.steady_wall = (w0, time.time())
         res.stt_latencies_ms, res.stt_flushes, res.stt_finals = list(stt_timer.latencies_ms), stt_timer.flushes, \
             stt_timer.finals

@@ -15,6 +15,7 @@ import concurrent.futures
 import hashlib
 import logging
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -143,8 +144,8 @@ class DecoderPool:
     def release(self, d: PooledDecoder, *, broken: bool = False) -> None:
         if not broken:
             self._idle.append(d)
-        else:
-            _close(d)
+        else:  # closing joins the decoder's process (up to 2 s): never on the event loop
+            threading.Thread(target=_close, args=(d,), name="sphinx-close", daemon=True).start()
         if self._slots is not None:
             self._slots.release()
 

@@ -906,8 +906,9 @@ def main() -> None:
                     help="the demo agent's recogniser: local pocketsphinx (default) or a Deepgram-protocol "
                          "stand-in in its own process (final 150 ms after the voiced audio ends)")
     ap.add_argument("--workers", type=int, default=1, choices=(1, 2), help="worker processes on this box")
-    ap.add_argument("--admission", choices=("on", "off"), default="on",
-                    help="the workers' admission check (off: never refuse, still measured — for a shared box)")
+    ap.add_argument("--admission", choices=("on", "off", "stt"), default="on",
+                    help="the workers' admission check (on: refuse before frames slip; stt: also while speech-to-text "
+                         "is overloaded; off: never refuse, still measured — for a shared box)")
     ap.add_argument("-v", "--verbose", action="store_true", help="log INFO from the worker")
     args = ap.parse_args()
     if args.idle_seconds is None:

@@ -10,7 +10,10 @@ Two measurements decide:
 of the timer's wake-ups came more than a frame (20 ms) late — frames are slipping — or speech-to-text is
 overloaded. `admit()` (the inbound path asks before answering a new call) refuses earlier than frames slip:
 when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 ms: three quarters of a
-frame) late while calls are up (an idle worker's late wake-ups — start-up, warm-up — protect no audio), or speech-to-text is overloaded, or the worker already has ``max_calls`` calls.
+frame) late while calls are up (an idle worker's late wake-ups — start-up, warm-up — protect no audio), or
+the worker already has ``max_calls`` calls. An overloaded recogniser degrades speech-to-text (phrase grammar
+only, then shed turns, all counted) and marks the worker degraded, but does not refuse calls whose audio
+the worker can carry: ``SWITCHBOARD_ADMISSION=stt`` refuses then too (accuracy before capacity).
 ``SWITCHBOARD_ADMISSION=off`` keeps measuring but never refuses (benchmarks on a shared machine).
 `snapshot()` gives the counters (lateness percentiles, refusals, STT pending/shed/degraded) for export.
 """
@@ -38,14 +41,18 @@ PERIOD = 0.020
 class Overload:
     def __init__(self, stt: Any = None, *, refuse_ms: float = 15.0, degraded_ms: float = 20.0,
                  late_share: float = 0.01, window_s: float = 5.0, max_calls: int | None = None,
-                 active_calls: Callable[[], int] | None = None, admission: bool | None = None) -> None:
+                 active_calls: Callable[[], int] | None = None, admission: bool | None = None,
+                 refuse_on_stt: bool | None = None) -> None:
         """``stt``: the worker's shared local recogniser; an SttLoad is attached to it (the conversations
         ask it before every decode) unless it carries one already."""
         self.refuse_ms, self.degraded_ms, self.window_s = refuse_ms, degraded_ms, window_s
         self.late_share = late_share
         if admission is None:
-            admission = os.environ.get("SWITCHBOARD_ADMISSION", "on").strip().lower() not in ("off", "0", "no")
+            mode = os.environ.get("SWITCHBOARD_ADMISSION", "on").strip().lower()
+            admission = mode not in ("off", "0", "no")
+            refuse_on_stt = mode == "stt" if refuse_on_stt is None else refuse_on_stt
         self.admission = admission
+        self.refuse_on_stt = bool(refuse_on_stt)
         self.max_calls, self.active_calls = max_calls, active_calls
         self.stt_load: SttLoad | None = load_of(stt)
         if self.stt_load is None and stt is not None:
@@ -118,7 +125,7 @@ class Overload:
         if share > self.late_share and not idle:  # with no call up there is no audio to protect
             return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
                     f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
-        if self.stt_overloaded:
+        if self.refuse_on_stt and self.stt_overloaded:
             return "speech-to-text is overloaded (utterances shed or decoding degraded)"
         return None
 

@@ -108,7 +108,7 @@ def test_admission_refuses_before_frames_slip_and_health_reports_degraded():
     assert overload.admit() and not overload.degraded
 
 
-def test_an_overloaded_recogniser_refuses_calls_and_admission_off_only_counts():
+def test_an_overloaded_recogniser_degrades_and_refuses_calls_only_when_asked_to():
     clock = Clock()
 
     class Recogniser:
@@ -116,11 +116,13 @@ def test_an_overloaded_recogniser_refuses_calls_and_admission_off_only_counts():
 
     stt = Recogniser()
     stt.stt_load = SttLoad(max_pending=1, clock=clock)  # type: ignore[attr-defined]
-    overload = Overload(stt, admission=True)
+    overload = Overload(stt, admission=True, refuse_on_stt=False)
     stt.stt_load.begin()  # type: ignore[attr-defined]
     assert overload.stt_overloaded and overload.degraded
-    assert not overload.admit()
-    relaxed = Overload(stt, admission=False)
+    assert overload.admit()  # the audio is on time: the call is taken, its turns degrade (counted)
+    strict = Overload(stt, admission=True, refuse_on_stt=True)
+    assert not strict.admit() and "speech-to-text" in (strict.refusal_reason() or "")
+    relaxed = Overload(stt, admission=False, refuse_on_stt=True)
     assert relaxed.admit() and relaxed.refused == 0
 
 

@@ -43,7 +43,12 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def lower_priority(nice: int = HELPER_NICE) -> None:
-    """CPU nice and the idle I/O class for this process (best effort: never fatal)."""
+    """The idle CPU scheduling class (``SCHED_IDLE``: the process runs only on CPU time nothing else on the
+    box wants, so the media tick and the engine's audio threads always preempt it — under load its work waits
+    or is shed, the audio does not), a nice value for where that class is unavailable, and the idle I/O
+    class (best effort: never fatal; lowering one's own priority needs no privilege)."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), nice))
     number = _SYS_IOPRIO_SET.get(platform.machine())

@@ -206,6 +206,8 @@ def _helpers(exclude: set[int]) -> dict[int, tuple[str, float, int, str]]:
                 t = p.cpu_times()
                 io = p.ionice()
                 cls = {0: "none", 1: "rt", 2: "best-effort", 3: "idle"}.get(int(io.ioclass), str(io.ioclass))
+                if os.sched_getscheduler(p.pid) == os.SCHED_IDLE:
+                    cls += ", CPU class SCHED_IDLE"
                 cmd = " ".join(p.cmdline())
                 name = p.name()
                 if "resource_tracker" in cmd:

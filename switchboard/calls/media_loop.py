@@ -187,11 +187,17 @@ class MediaLoop:
                     target.on_events(evs)
 
     def _top_up(self, leg: Leg, *, pad: bool = False) -> None:
-        """Keep the engine's transmit buffer at TX_TARGET_FRAMES: agent audio, padded with silence on
-        the tick (``pad``) so the line never starves; outside the tick only real audio is handed over."""
+        """Keep the engine's transmit buffer at TX_TARGET_FRAMES of agent audio, the last frame of a reply
+        padded with silence on the tick (``pad``); outside the tick only whole frames are handed over.
+        While the agent is silent nothing is written: the engine's transmit clock sends silence by itself
+        (no native calls, copies or recording work per silent call and tick), and a reply that starts
+        finds the engine's buffer empty, so its first frame goes out on the next 20 ms."""
+        stream = self.tick.stream(leg.key)
+        if not stream.outbound.available:
+            leg.tx_silent = True
+            return
         frame = leg.rate * FRAME_MS // 1000
         room = TX_TARGET_FRAMES * frame - leg.call.tx_buffered
-        stream = self.tick.stream(leg.key)
         if not pad:
             room = min(room, stream.outbound.available)
         if room >= frame:

@@ -41,6 +41,7 @@ def test_a_helper_child_dies_when_its_parent_is_killed(tmp_path) -> None:
         pid_text, nice = parent.stdout.readline().split()  # the child's line: it is up and hardened
         child = int(pid_text)
         assert int(nice) >= 10
+        assert os.sched_getscheduler(int(pid_text)) == os.SCHED_IDLE  # runs only on CPU time nothing else wants
         assert _alive(child)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)

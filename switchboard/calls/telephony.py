@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -35,6 +36,7 @@ from .overload import Overload
 from .session import CallSession, SessionDeps
 
 log = logging.getLogger(__name__)
+GIL_SWITCH_SECONDS = 0.001
 
 HANGUP_POLL_SECONDS = 0.5  # how often this worker looks for hang-ups other workers asked of its calls
 OWNERLESS_TTL_SECONDS = 7 * 86400.0  # ownerless call rows (from earlier versions) expire after a week
@@ -66,7 +68,8 @@ class Telephony(OfflineCalls):
         self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
         # logs where the event loop is stuck when the media tick cannot run (all threads' stacks to stderr
         # after SWITCHBOARD_STALL_DUMP_SECONDS, when set: a diagnostic)
-        self.stallwatch = StallWatch(dump_after=float(os.environ.get("SWITCHBOARD_STALL_DUMP_SECONDS") or 0) or None)
+        self.stallwatch = StallWatch(threshold=float(os.environ.get("SWITCHBOARD_STALL_LOG_MS") or 100) / 1000,
+                                     dump_after=float(os.environ.get("SWITCHBOARD_STALL_DUMP_SECONDS") or 0) or None)
         self.deps = SessionDeps(db=db, media=self.media, tts=LocalTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,
@@ -94,6 +97,9 @@ class Telephony(OfflineCalls):
         await self.supervisor.start()
         self._tasks.spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
         self._tasks.spawn(self._housekeeping(), "call-housekeeping")
+        # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
+        # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
         self.media.start()
         self.overload.start()
         self.stallwatch.start()

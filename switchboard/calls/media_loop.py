@@ -61,6 +61,7 @@ class MediaLoop:
         self.legs: dict[Hashable, Leg] = {}
         self.stats = MediaStats()
         self._tasks = TaskSet()
+        self.on_lateness: Callable[[float], None] | None = None  # ms each step started after its slot
 
     # -- legs ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, call: CallLeg, *, recorder: StereoRecorder | None,
@@ -118,12 +119,15 @@ class MediaLoop:
                 delay = next_at - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
+                    lateness = max(0.0, loop.time() - next_at)  # the timer's own wake-up delay
                 else:
                     lateness = -delay
-                    self.stats.late_ticks += lateness > period
-                    self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
                     if lateness > 10 * period:  # fell far behind (a stall): resynchronise, do not burst
                         next_at = loop.time()
+                self.stats.late_ticks += lateness > period
+                self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
+                if self.on_lateness is not None:
+                    self.on_lateness(lateness * 1000)
                 started = time.perf_counter()
                 try:
                     job = self.begin(time.monotonic())

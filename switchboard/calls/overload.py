@@ -1,8 +1,8 @@
 """Real time first: is this worker keeping up, and may it take another call?
 
 Two measurements decide:
-- the event loop's lateness, sampled by a 20 ms timer of its own (the media tick runs on the same loop:
-  a timer that wakes late means the tick wakes late; frames slip once it is > 20 ms late);
+- the media tick's lateness: how long after its 20 ms slot each step started (frames slip once it is > 20 ms
+  late), reported by the tick itself (`observe_tick`); without a tick (tests), a 20 ms timer of its own;
 - the shared local recogniser's load (agents.stt_load.SttLoad): utterances shed, or decoding degraded to
   the phrase grammar, in the last few seconds.
 
@@ -60,6 +60,7 @@ class Overload:
             setattr(stt, ATTRIBUTE, self.stt_load)
         self._lateness: deque[float] = deque(maxlen=max(1, int(window_s / PERIOD)))  # ms
         self._task: asyncio.Task[None] | None = None
+        self.measuring = False
         self.refused = 0
         self.admitted = 0
         self.degraded_since: float | None = None
@@ -67,11 +68,22 @@ class Overload:
         self._last_log = -1e9
 
     # -- lifecycle -------------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
+    def start(self, *, fed_by_tick: bool = False) -> None:
+        """Start measuring. ``fed_by_tick``: the media tick reports how late each of its 20 ms steps started
+        (`observe_tick`) — the lateness that makes frames slip — instead of a timer of the overload's own, which
+        would also count the tick's own duration as lateness (a timer due during a 10 ms tick wakes 10 ms
+        late, yet no frame slips)."""
+        self.measuring = True
+        if self._task is None and not fed_by_tick:
             self._task = asyncio.get_running_loop().create_task(self._probe(), name="overload-probe")
 
+    def observe_tick(self, lateness_ms: float) -> None:
+        """The media tick's lateness for one step (while measuring)."""
+        if self.measuring:
+            self.record_lateness(lateness_ms)
+
     async def stop(self) -> None:
+        self.measuring = False
         task, self._task = self._task, None
         if task is not None:
             task.cancel()

@@ -100,8 +100,9 @@ class Telephony(OfflineCalls):
         # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
         # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        self.media.on_lateness = self.overload.observe_tick
         self.media.start()
-        self.overload.start()
+        self.overload.start(fed_by_tick=True)
         self.stallwatch.start()
         self.dialer.start()
         self.running = True

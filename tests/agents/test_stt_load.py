@@ -151,3 +151,37 @@ def test_an_idle_worker_is_not_refused_for_a_late_event_loop():
     assert overload.admit()
     calls[0] = 1
     assert not overload.admit() and "late" in (overload.refusal_reason() or "")
+
+
+async def test_the_media_tick_reports_its_lateness_to_admission():
+    """Admission listens to the tick itself: a step that starts late is what makes frames slip."""
+    import time
+
+    from switchboard.calls.media_loop import MediaLoop
+
+    overload = Overload(None, admission=True, active_calls=lambda: 3, window_s=1)
+    media = MediaLoop()
+    reporting = asyncio.Event()
+
+    def observe(ms: float) -> None:
+        overload.observe_tick(ms)
+        reporting.set()
+
+    media.on_lateness = observe
+    overload.start(fed_by_tick=True)
+    media.start()
+    try:
+        await asyncio.wait_for(reporting.wait(), 10)  # the tick is running and reporting
+        time.sleep(0.15)  # noqa: ASYNC251 - the loop blocked: the next step starts ~150 ms late
+        for _ in range(100):
+            if max(overload._lateness) >= 100:
+                break
+            await asyncio.sleep(0.02)
+        assert max(overload._lateness) >= 100
+        assert not overload.admit() and "late" in (overload.refusal_reason() or "")
+        await overload.stop()
+        before = len(overload._lateness)
+        await asyncio.sleep(0.1)
+        assert len(overload._lateness) == before  # stopped: the tick's reports are no longer taken
+    finally:
+        await media.stop()

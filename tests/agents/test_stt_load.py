@@ -185,3 +185,18 @@ async def test_the_media_tick_reports_its_lateness_to_admission():
         assert len(overload._lateness) == before  # stopped: the tick's reports are no longer taken
     finally:
         await media.stop()
+
+
+def test_a_passed_blip_does_not_refuse_calls_for_the_whole_window():
+    """Nine late steps in a burst (a moment's contention) put 3.6 % of a 5 s window over the limit: new calls are
+    refused while it lasts, and answered again once a second has passed on time, not for the rest of the window."""
+    overload = Overload(None, refuse_ms=15, late_share=0.01, window_s=5, admission=True, active_calls=lambda: 40)
+    for _ in range(200):
+        overload.record_lateness(1.0)
+    for _ in range(9):
+        overload.record_lateness(30.0)
+    assert not overload.admit()
+    for _ in range(50):  # one second of steps on time
+        overload.record_lateness(1.0)
+    assert overload.late_share_over(15) > 0.01  # still in the window...
+    assert overload.admit()  # ...but over: the call is taken

@@ -266,21 +266,21 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     trace = out.trace
     from switchboard.calls.media_loop import MediaLoop
 
-    step, play = MediaLoop.step, MediaLoop.play
+    begin, play = MediaLoop.begin, MediaLoop.play
 
     from media.tick import MediaTick
 
-    process = MediaTick.process
+    finish = MediaTick.finish
 
-    def traced_process(self: Any, now: float) -> Any:  # when the endpointer decided what, on the wall clock
-        events = process(self, now)
+    def traced_finish(self: Any, job: Any) -> Any:  # when the endpointer decided what, on the wall clock
+        events = finish(self, job)
         for ev in events:
             trace.setdefault(ev.event.kind.value, []).append(time.monotonic())
         return events
 
-    MediaTick.process = traced_process  # type: ignore[method-assign]
+    MediaTick.finish = traced_finish  # type: ignore[method-assign]
 
-    def traced_step(self: Any, now: float) -> None:  # when voiced caller audio reached the worker's tick
+    def traced_begin(self: Any, now: float) -> Any:  # when voiced caller audio reached the worker's tick
         for leg in self.legs.values():
             if not getattr(leg.call, "_bench_traced", False):
                 read = leg.call.read_pcm
@@ -294,14 +294,14 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
                 leg.call.read_pcm = traced_read
                 leg.call._bench_traced = True
                 trace["jbuf"] = [leg.call]  # type: ignore[list-item]
-        step(self, now)
+        return begin(self, now)
 
     def traced_play(self: Any, key: Any, pcm: np.ndarray) -> None:
         if np.abs(pcm).max(initial=0) > 1000:
             trace.setdefault("play", []).append(time.monotonic())
         play(self, key, pcm)
 
-    MediaLoop.step, MediaLoop.play = traced_step, traced_play  # type: ignore[method-assign]
+    MediaLoop.begin, MediaLoop.play = traced_begin, traced_play  # type: ignore[method-assign]
     loop = asyncio.get_running_loop()
     rtp = free_port(400)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,

@@ -20,8 +20,8 @@ async def test_a_blocked_loop_is_reported_with_its_stack(caplog: pytest.LogCaptu
     watch.start()
     try:
         with caplog.at_level(logging.WARNING, logger="switchboard.platform.stallwatch"):
-            await asyncio.sleep(0.05)  # turning normally: nothing reported
-            assert watch.stalls == 0
+            await asyncio.sleep(0.05)
+            before = watch.stalls  # (a loaded machine may already have held the loop back a moment)
             hold_the_loop_for(0.4)
             for _ in range(100):  # the loop turns again: the stall's length is logged
                 if watch.worst_ms:
@@ -29,7 +29,7 @@ async def test_a_blocked_loop_is_reported_with_its_stack(caplog: pytest.LogCaptu
                 await asyncio.sleep(0.01)
     finally:
         watch.stop()
-    assert watch.stalls == 1
-    assert 300 <= watch.worst_ms < 2000
+    assert watch.stalls == before + 1  # one stall, reported once however long it lasts
+    assert watch.worst_ms >= 300
     stuck = [r.getMessage() for r in caplog.records if "has not turned" in r.getMessage()]
-    assert len(stuck) == 1 and "hold_the_loop_for" in stuck[0]
+    assert sum("hold_the_loop_for" in m for m in stuck) == 1

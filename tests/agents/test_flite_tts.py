@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import subprocess
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
+from agent_speech import children_named, same_audio
 
 from agents.providers.base import ProviderError
 from agents.providers.espeak_tts import EspeakTTS
@@ -26,15 +26,7 @@ LONG = " ".join(["This sentence is long enough to keep flite busy for a while."]
 
 
 def flite_children() -> list[int]:
-    me, out = os.getpid(), []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().split()
-        except OSError:
-            continue
-        if fields[1] == "(flite)" and int(fields[3]) == me and fields[2] != "Z":
-            out.append(int(fields[0]))
-    return out
+    return children_named("flite")
 
 
 def flite_wav(text: str, voice: str, tmp: Path) -> tuple[np.ndarray, int]:
@@ -58,9 +50,7 @@ async def test_sentence_at_the_requested_rate(rate: int, tmp_path: Path) -> None
     whole = StreamResampler(ref_rate, rate)
     expected = np.concatenate([whole.process(ref), whole.flush()])
     # the provider's chunks are the samples of resampling flite's whole file at once (a few LSB of rounding)
-    assert abs(len(out) - len(expected)) <= 2
-    n = min(len(out), len(expected))
-    assert np.abs(out[:n].astype(np.int32) - expected[:n]).max() <= 4
+    assert same_audio(out, expected)
     assert 0.8 < len(out) / rate < 3.0 and stream.samples == len(out)
     assert stream.first_audio_ms is not None and stream.first_audio_ms < 1000
     await tts.aclose()
@@ -173,12 +163,6 @@ async def test_round_trip_through_a_phone_line_is_understood() -> None:
 
 
 # ---------------------------------------------------------------- the local synthesiser (flite + espeak-ng)
-def same_audio(a: np.ndarray, b: np.ndarray) -> bool:
-    """The same synthesis (soxr's output may differ by a few LSB with how the stream was chunked)."""
-    n = min(len(a), len(b))
-    return abs(len(a) - len(b)) <= 2 and n > 0 and int(np.abs(a[:n].astype(np.int32) - b[:n]).max()) <= 4
-
-
 async def test_local_tts_routes_by_voice() -> None:
     local = LocalTTS()
     via_local = await local.synthesize("Good morning.", "flite:kal16", 8000).collect()

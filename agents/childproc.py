@@ -88,7 +88,8 @@ def harden(parent_pid: int, *, nice: int = HELPER_NICE) -> None:
 
 def tied_command(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """How to start a program on a call's real-time path (espeak-ng: a caller waits for its first audio):
-    ``(argv, kwargs)`` for ``asyncio.create_subprocess_exec(*argv, **kwargs)``. The program dies with the
+    ``(argv, kwargs)`` for ``subprocess.Popen(argv, **kwargs)`` (through `agents.spawn`: uvloop's
+    ``create_subprocess_exec`` forks and rejects ``process_group``). The program dies with the
     server (``setpriv --pdeathsig KILL``, util-linux) and a terminal's Ctrl-C does not reach it (its own
     process group: the server drains and stops it), but it keeps the server's CPU and I/O priority
     (measured under load, load average ~12 on 2 cores: 8 sentences' first audio 1.2–11.9 s at nice 10).

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
+import shutil
 import subprocess
 from collections.abc import Sequence
 
@@ -29,7 +31,10 @@ class Child:
     @classmethod
     async def start(cls, argv: Sequence[str], stdin_data: bytes) -> Child:
         """Start ``argv`` with ``stdin_data`` as its whole input (small: it fits the pipe; the program's
-        stdin is then closed). Raises OSError when the program cannot be started."""
+        stdin is then closed). Raises OSError when the program cannot be started — FileNotFoundError when it
+        is not there, checked first: under ``setpriv`` a missing program would only be an exit status."""
+        if shutil.which(argv[0]) is None:
+            raise FileNotFoundError(errno.ENOENT, "program not found", argv[0])
         loop = asyncio.get_running_loop()
         cmd, spawn = tied_command(argv)
         proc = subprocess.Popen(  # noqa: ASYNC220 - vfork, ~1.5 ms: the point of this module (see above)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import tempfile
 import uuid
@@ -66,8 +65,7 @@ class FliteTTS(TextToSpeech):
     @property
     def available(self) -> bool:
         """The executable exists and can be run (checked without starting it)."""
-        path = self.executable if os.sep in self.executable else shutil.which(self.executable)
-        return bool(path) and os.path.isfile(str(path)) and os.access(str(path), os.X_OK)
+        return shutil.which(self.executable) is not None
 
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         return SynthesisStream(self._run(text, voice, sample_rate, speed_to_stretch(speed)), sample_rate)
@@ -89,9 +87,6 @@ class FliteTTS(TextToSpeech):
             txt, out = stem.with_suffix(".txt"), stem.with_suffix(".wav")
             try:
                 await asyncio.to_thread(txt.write_text, text + "\n", "utf-8")
-                if not self.available:  # (a missing program would be setpriv's exit status)
-                    raise ProviderError(f"cannot start flite: {self.executable} not found", retryable=False,
-                                        reason="not_installed", provider="flite")
                 try:
                     proc = await Child.start([self.executable, "-voice", voice, "--setf",
                                               f"duration_stretch={stretch}", "-f", str(txt), "-o", str(out)], b"")

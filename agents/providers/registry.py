@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..voices import DEFAULT_VOICE_ID, FALLBACK_VOICE_ID, Voice, VoiceCatalog
+from ..voices import DEFAULT_VOICE_ID, FALLBACK_VOICE_ID, LOCAL_PROVIDERS, Voice, VoiceCatalog
 from .base import ProviderError, SpeechToText, TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 KeyLookup = Callable[[str, str], Awaitable[str | None]]  # (provider_type, provider_name) → key
 
 LOCAL_STT = frozenset({"", "local", "pocketsphinx"})
-LOCAL_TTS = frozenset({"", "local", "flite", "espeak"})
+LOCAL_TTS = frozenset({"", "local"}) | LOCAL_PROVIDERS  # the catalog's local voices, or none named
 PROVIDER_TYPES = ("stt", "tts", "llm")
 
 

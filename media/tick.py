@@ -269,10 +269,9 @@ class MediaTick:
     def peek_tx(self, key: Hashable, n: int) -> np.ndarray:
         """The next `n` samples to send, padded with silence, without taking them: `commit_tx` takes
         what the transport actually accepted (nothing is lost while its media is not up yet)."""
-        s = self._streams[key]
-        got = min(n, s.outbound.available)
-        out = s.outbound.peek(got)
-        return out if got == n else np.concatenate([out, np.zeros(n - got, np.int16)])
+        out = np.zeros(n, np.int16)
+        self._streams[key].outbound.peek_into(out)
+        return out
 
     def commit_tx(self, key: Hashable, n: int) -> None:
         """`n` samples of a `peek_tx` were sent: the agent audio among them leaves the playout ring."""

@@ -205,7 +205,7 @@ class MediaLoop:
         if not pad:
             room = min(room, stream.outbound.available)
         if room >= frame:
-            leg.tx_silent = stream.outbound.available == 0
+            leg.tx_silent = False
             out = self.tick.peek_tx(leg.key, (room // frame) * frame)
             taken = leg.call.write_pcm(out)  # 0 until the call's media is up: the audio waits for it
             if taken > 0:

@@ -512,11 +512,13 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
     worker_id = f"bench{index}"
 
     sip_port = free_port()
+    from_env = Settings.from_env()
     rtp_span = max(400, 4 * n + 100)
     rtp_min = free_port(rtp_span)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=sip_port, rtp_port_min=rtp_min,
                         rtp_port_max=rtp_min + rtp_span - 1, max_calls=max(200, n + 10), worker_id=worker_id,
-                        api_host=HOST)
+                        api_host=HOST, stall_log_ms=from_env.stall_log_ms,  # SWITCHBOARD_STALL_* still apply
+                        stall_dump_seconds=from_env.stall_dump_seconds)
     pool = await create_pool(dsn, max_size=10)
     tel = None
     sipp = None

@@ -75,6 +75,8 @@ class Settings:
     recording_retention_days: int = 0
     sip_user_agent: str = "Switchboard"
     public_ip: str | None = None
+    stall_log_ms: int = 100  # the event loop not turning this long is logged with its stack
+    stall_dump_seconds: int = 0  # a diagnostic: every thread's stack to stderr after this long (0: off)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -113,6 +115,8 @@ class Settings:
             recording_retention_days=_int(env, "SWITCHBOARD_RECORDING_RETENTION_DAYS", 0),
             sip_user_agent=_one_line(env, "SWITCHBOARD_SIP_USER_AGENT", "Switchboard"),
             public_ip=_ip(env, "SWITCHBOARD_PUBLIC_IP"),
+            stall_log_ms=_int(env, "SWITCHBOARD_STALL_LOG_MS", 100),
+            stall_dump_seconds=_int(env, "SWITCHBOARD_STALL_DUMP_SECONDS", 0),
         )
 
     @property

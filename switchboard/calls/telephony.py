@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -67,9 +66,9 @@ class Telephony(OfflineCalls):
         # bounds the shared recogniser's queue; admission; /health
         self.overload = Overload(self.stt, active_calls=lambda: len(self.sessions))
         # logs where the event loop is stuck when the media tick cannot run (all threads' stacks to stderr
-        # after SWITCHBOARD_STALL_DUMP_SECONDS, when set: a diagnostic)
-        self.stallwatch = StallWatch(threshold=float(os.environ.get("SWITCHBOARD_STALL_LOG_MS") or 100) / 1000,
-                                     dump_after=float(os.environ.get("SWITCHBOARD_STALL_DUMP_SECONDS") or 0) or None)
+        # after stall_dump_seconds, when set: a diagnostic)
+        self.stallwatch = StallWatch(threshold=settings.stall_log_ms / 1000,
+                                     dump_after=settings.stall_dump_seconds or None)
         self.deps = SessionDeps(db=db, media=self.media, tts=LocalTTS(), stt=self.stt, voices=voices,
                                 recordings_dir=settings.data_dir / "recordings", worker=settings.worker,
                                 keys=self._key_lookup, allow_private_tools=settings.allow_private_urls,

@@ -196,6 +196,8 @@ class BaresipEngine(Engine):
         extra = (
             f"sip_listen {'0.0.0.0' if wildcard else config.host}:{config.port}\n"
             f"rtp_ports {config.rtp_port_min}-{config.rtp_port_max}\n"
+            f"audio_jitter_buffer_type {'adaptive' if config.jitter_buffer_adaptive else 'fixed'}\n"
+            f"audio_jitter_buffer_ms {config.jitter_buffer_ms[0]}-{config.jitter_buffer_ms[1]}\n"
         )  # no config key sets User-Agent/Server: the native bridge replaces "baresip-python"
         rt = baresip.Runtime()
         try:

@@ -108,6 +108,11 @@ class EngineConfig:
         tcp_max_per_source / tcp_max_total / tcp_idle_timeout: Limits on TCP
             connections to the SIP port (connections carrying a call are kept).
         udp_receive_buffer: SO_RCVBUF of the SIP UDP sockets, bytes.
+        jitter_buffer_ms / jitter_buffer_adaptive: The receive jitter buffer's
+            (min, max) delay and whether it adapts between them to the jitter it
+            measures (else it holds ``min``). Every millisecond of it is added to
+            the caller's wait for an answer; the stack's own default (a fixed
+            100 ms on loopback) made half of the one-way delay.
         public_address: The address put in SDP and Contact (the engine's
             network interface), when it differs from the listen address:
             e.g. a container with host networking on a machine with a
@@ -146,6 +151,8 @@ class EngineConfig:
     tcp_max_total: int = 512
     tcp_idle_timeout: float = 30.0
     udp_receive_buffer: int = 4 * 1024 * 1024
+    jitter_buffer_ms: tuple[int, int] = (10, 300)
+    jitter_buffer_adaptive: bool = True
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,20 @@ def default_data_dir(env: dict[str, str]) -> Path:
     return home / ".local" / "share" / "switchboard"
 
 
+def _range(env: dict[str, str], name: str, default: tuple[int, int]) -> tuple[int, int]:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    lo, sep, hi = raw.partition("-")
+    try:
+        value = (int(lo), int(hi)) if sep else (int(lo), int(lo))
+    except ValueError as exc:
+        raise ValueError(f"{name} must be MIN-MAX in milliseconds (e.g. 10-300), got {raw!r}") from exc
+    if not 0 <= value[0] <= value[1] <= 2000:
+        raise ValueError(f"{name} must be MIN-MAX with 0 ≤ MIN ≤ MAX ≤ 2000, got {raw!r}")
+    return value
+
+
 def _ip(env: dict[str, str], name: str) -> str | None:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -77,6 +91,7 @@ class Settings:
     public_ip: str | None = None
     stall_log_ms: int = 100  # the event loop not turning this long is logged with its stack
     stall_dump_seconds: int = 0  # a diagnostic: every thread's stack to stderr after this long (0: off)
+    jitter_buffer_ms: tuple[int, int] = (10, 300)  # adaptive receive jitter buffer, min-max
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -117,6 +132,7 @@ class Settings:
             public_ip=_ip(env, "SWITCHBOARD_PUBLIC_IP"),
             stall_log_ms=_int(env, "SWITCHBOARD_STALL_LOG_MS", 100),
             stall_dump_seconds=_int(env, "SWITCHBOARD_STALL_DUMP_SECONDS", 0),
+            jitter_buffer_ms=_range(env, "SWITCHBOARD_JITTER_BUFFER_MS", (10, 300)),
         )
 
     @property

@@ -86,3 +86,14 @@ def test_a_data_directory_deeper_than_a_unix_socket_path_works(tmp_path: Path) -
         assert rc == 0
     finally:
         server.kill()
+
+
+def test_the_jitter_buffer_setting_is_a_range_of_milliseconds() -> None:
+    from switchboard.config import Settings
+
+    assert Settings.from_env({"HOME": "/tmp"}).jitter_buffer_ms == (10, 300)
+    assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_JITTER_BUFFER_MS": "40-200"}).jitter_buffer_ms == (40, 200)
+    assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_JITTER_BUFFER_MS": "60"}).jitter_buffer_ms == (60, 60)
+    for bad in ("abc", "300-10", "-5-10", "10-99999"):
+        with pytest.raises(ValueError, match="SWITCHBOARD_JITTER_BUFFER_MS"):
+            Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_JITTER_BUFFER_MS": bad})

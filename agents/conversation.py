@@ -212,6 +212,11 @@ class Conversation:
             self._post("playout_done", turn)
 
     def on_turn_event(self, event: TurnEvent) -> None:
+        if event.kind is TurnEventKind.USER_SILENT:
+            ct = self._caller
+            if ct is not None and self._streaming():  # the voice fell: what it said goes to STT now, whole
+                self._push(ct, final=True)  # (not at the next block, nor held in the resampler's filter)
+            return
         self._post("turn", event)
 
     def on_dtmf(self, digit: str) -> None:

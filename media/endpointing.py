@@ -5,6 +5,13 @@ the pipecat-style states quiet → starting → speaking → stopping and explic
 With `speculate_ms` set, a silence inside a turn first emits USER_PAUSED (start finalising the
 transcript and preparing the reply, but do not speak); USER_STOPPED_SPEAKING at `stop_ms` confirms the
 end of the turn (speak now), and speech resuming in between emits USER_RESUMED (discard the speculation).
+Silence inside a turn is timed from the audio's energy, not only from the VAD: Silero's probability stays
+high for 100–200 ms after a voice stops (measured in bench-v2v), so a turn's end counted from it comes that
+much late. Given each window's RMS level, a window during a turn counts as speech only if the VAD says so
+AND its level is within `voice_drop_db` of the turn's speech level (and above `voice_floor`); the
+silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. On a
+line whose noise is louder than that (the level never falls), the VAD alone decides, as before.
+USER_SILENT marks the first silent window of a turn (a cue to send what the caller said so far on).
 `TurnTaker` adds the agent side: while the agent talks, user speech only counts once it has lasted
 `min_interrupt_ms` (then it is a barge-in, if the agent is interruptible); shorter speech is a
 backchannel and is swallowed; a non-interruptible agent ignores speech while it talks. Times are seconds
@@ -31,6 +38,7 @@ class TurnEventKind(enum.Enum):
     USER_PAUSED = "user_paused"  # a short silence (speculate_ms): finalise and prepare a reply, do not speak
     USER_RESUMED = "user_resumed"  # speech again after USER_PAUSED, before stop_ms: discard the speculation
     BACKCHANNEL = "backchannel"  # short user speech over the agent, ignored
+    USER_SILENT = "user_silent"  # a silence began inside a turn (it may end it, or be a pause)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +59,9 @@ class EndpointingConfig:
     interruptible: bool = True
     min_interrupt_ms: float = 500.0  # user speech over the agent this long is a barge-in
     backchannel_gap_ms: float = 200.0  # over the agent, dips shorter than this do not split speech
+    voice_drop_db: float = 25.0  # inside a turn, a window this far under the turn's speech level is silence
+    voice_resume_db: float = 35.0  # in a silence, speech (by the VAD) within this of the level resumes the turn
+    voice_floor: float = 60.0  # int16 RMS under which a window is never voice (≈ −55 dBFS)
 
 
 class Endpointer:
@@ -63,10 +74,23 @@ class Endpointer:
         self.speech_start = 0.0  # start of the current speech run
         self.silence_start = 0.0  # start of the current silence in STOPPING
         self.paused = False  # USER_PAUSED was emitted for the current silence
+        self.level = 0.0  # the current turn's speech level (RMS), followed from its speech windows
+        self._drop = 10.0 ** (-self.config.voice_drop_db / 20.0)
+        self._resume = 10.0 ** (-self.config.voice_resume_db / 20.0)
 
     def reset(self) -> None:
         self.state = TurnState.QUIET
         self.paused = False
+
+    def _voiced(self, rms: float) -> bool:
+        """Voice, by its level: inside speech, within voice_drop_db of the turn's level; inside a silence
+        (hysteresis: a soft onset after a pause is not more silence), within voice_resume_db."""
+        drop = self._resume if self.state is TurnState.STOPPING else self._drop
+        return rms >= self.config.voice_floor and rms >= self.level * drop
+
+    def _follow(self, rms: float) -> None:
+        """The turn's speech level: up at once to a louder window, down slowly (about 1 dB per 0.3 s)."""
+        self.level = rms if rms > self.level else self.level * 0.99 + rms * 0.01
 
     def _is_speech(self, prob: float) -> bool:
         cfg = self.config
@@ -74,11 +98,21 @@ class Endpointer:
             return prob >= cfg.stop_threshold  # hysteresis: keep speaking until clearly quiet
         return prob >= cfg.start_threshold
 
-    def update(self, prob: float, now: float, duration: float = 0.032) -> TurnEvent | None:
+    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None) -> TurnEvent | None:
+        """One VAD window: its speech probability, the end of the window on the audio clock, its length,
+        and (optionally) its RMS level, which times silences inside a turn from where the voice fell."""
         cfg = self.config
         speech = self._is_speech(prob)
         began = now - duration
         st = self.state
+        if rms is not None and speech:
+            if st is TurnState.QUIET:
+                self.level = rms
+            elif self._voiced(rms):
+                if rms >= self.level * self._drop:
+                    self._follow(rms)
+            elif st is not TurnState.STARTING:
+                speech = False  # the VAD still says speech, but the voice has fallen: a silence
         if st is TurnState.QUIET:
             if speech:
                 self.state, self.speech_start = TurnState.STARTING, began
@@ -88,6 +122,7 @@ class Endpointer:
         elif st is TurnState.SPEAKING:
             if not speech:
                 self.state, self.silence_start = TurnState.STOPPING, began
+                return TurnEvent(TurnEventKind.USER_SILENT, now, self.speech_start, began)
         elif speech:  # STOPPING
             self.state = TurnState.SPEAKING
             if self.paused:
@@ -141,9 +176,9 @@ class TurnTaker:
         self.agent_speaking = False
         self._over_start = None
 
-    def update(self, prob: float, now: float, duration: float = 0.032) -> list[TurnEvent]:
+    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None) -> list[TurnEvent]:
         if not self.agent_speaking:
-            ev = self.endpointer.update(prob, now, duration)
+            ev = self.endpointer.update(prob, now, duration, rms)
             return [ev] if ev else []
         if not self.config.interruptible:
             return []
@@ -164,6 +199,7 @@ class TurnTaker:
                 self.agent_stopped(now)
                 ep = self.endpointer
                 ep.state, ep.speech_start, ep.paused = TurnState.SPEAKING, start, False
+                ep.level = 0.0  # the new turn's speech level is followed from its own windows
                 events.append(TurnEvent(TurnEventKind.INTERRUPT, now, start))
                 events.append(TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, start))
         elif self._over_start is not None and now - self._over_last >= cfg.backchannel_gap_ms / 1000.0 - 1e-9:

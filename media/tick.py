@@ -87,6 +87,7 @@ class _BankWork:
     idx: np.ndarray  # the streams' bank slots
     counts: np.ndarray  # whole windows each stream has waiting (more than one only after a late tick)
     windows: np.ndarray  # (streams, max(counts), window) int16
+    rms: np.ndarray  # (streams, max(counts)) each window's RMS level: the endpointer times silences by it
     state: np.ndarray
     ctx: np.ndarray
     probs: list[np.ndarray] = field(default_factory=list)  # per round, for the streams with counts > round
@@ -192,7 +193,8 @@ class MediaTick:
                 windows[i, :k] = st._pending[: k * window].reshape(k, window)
             idx = np.array([st.slot for st in ready], np.intp)
             state, ctx = bank.gather(idx)
-            job.work.append(_BankWork(bank, ready, idx, counts, windows, state, ctx))
+            rms = np.sqrt(np.mean(np.square(windows, dtype=np.float32), axis=-1))
+            job.work.append(_BankWork(bank, ready, idx, counts, windows, rms, state, ctx))
         return job
 
     def _take_inbound(self) -> None:
@@ -237,7 +239,8 @@ class MediaTick:
                 rows = np.flatnonzero(work.counts > r)
                 self.vad_runs += 1
                 self.vad_windows += len(rows)
-                for i, p in zip(rows.tolist(), probs.tolist(), strict=True):
+                levels = work.rms[rows, r].tolist()
+                for i, p, level in zip(rows.tolist(), probs.tolist(), levels, strict=True):
                     if not live[i]:
                         continue
                     s = work.streams[i]
@@ -246,7 +249,7 @@ class MediaTick:
                     s._npending = rest
                     s.samples_analysed += window
                     s.last_prob = p
-                    for ev in s.turn.update(p, s.audio_time(), dur):
+                    for ev in s.turn.update(p, s.audio_time(), dur, level):
                         if ev.kind is TurnEventKind.INTERRUPT:
                             self.flush_tx(s.key)
                             s.response_active = False

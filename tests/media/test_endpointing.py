@@ -15,6 +15,17 @@ def script(*segments: tuple[float, float]) -> list[float]:
     return probs
 
 
+def turn_events(events):
+    """The turn decisions (USER_SILENT, the cue that a silence began, has tests of its own)."""
+    return [e for e in events if e.kind is not K.USER_SILENT]
+
+
+def update(ep, p, now, rms=None):
+    """One window; None for no event or USER_SILENT."""
+    ev = ep.update(p, now, W, rms)
+    return None if ev is None or ev.kind is K.USER_SILENT else ev
+
+
 def drive(tt, probs, t0=0.0, agent=None):
     """Feed windows on a virtual clock; `agent` = list of (start, stop) times the agent talks."""
     events = []
@@ -26,7 +37,7 @@ def drive(tt, probs, t0=0.0, agent=None):
                 tt.agent_started(now - W)
             if a1 <= now - W < a1 + W - 1e-9 and tt.agent_speaking:
                 tt.agent_stopped(now - W)
-        events += [(e.kind, round(e.at, 3), e) for e in tt.update(p, now)]
+        events += [(e.kind, round(e.at, 3), e) for e in turn_events(tt.update(p, now))]
     return events
 
 
@@ -35,7 +46,7 @@ def test_states_and_events_with_start_and_stop_durations():
     seen_states = []
     events = []
     for i, p in enumerate(script((1.0, 0.02), (1.5, 0.95), (1.0, 0.02))):
-        ev = ep.update(p, (i + 1) * W)
+        ev = update(ep, p, (i + 1) * W)
         seen_states.append(ep.state)
         if ev:
             events.append(ev)
@@ -59,16 +70,16 @@ def test_states_and_events_with_start_and_stop_durations():
 def test_blips_shorter_than_start_do_not_start_a_turn_and_pauses_do_not_end_it():
     ep = Endpointer(EndpointingConfig(start_ms=200, stop_ms=600))
     probs = script((0.5, 0), (0.1, 0.9), (0.5, 0), (0.1, 0.9), (0.5, 0))  # two 96 ms clicks
-    assert all(ep.update(p, (i + 1) * W) is None for i, p in enumerate(probs))
+    assert all(update(ep, p, (i + 1) * W) is None for i, p in enumerate(probs))
     probs = script((0.5, 0.9), (0.4, 0.05), (0.5, 0.9), (0.7, 0.05))  # a 400 ms pause inside a turn
-    kinds = [ev.kind for i, p in enumerate(probs) if (ev := ep.update(p, 10 + (i + 1) * W))]
+    kinds = [ev.kind for i, p in enumerate(probs) if (ev := update(ep, p, 10 + (i + 1) * W))]
     assert kinds == [K.USER_STARTED_SPEAKING, K.USER_STOPPED_SPEAKING]
 
 
 def test_hysteresis_keeps_a_turn_open_between_thresholds():
     ep = Endpointer(EndpointingConfig(start_threshold=0.5, stop_threshold=0.3, start_ms=100, stop_ms=300))
     probs = script((0.3, 0.4), (0.3, 0.9), (1.0, 0.4), (0.5, 0.1))
-    events = [(i, ev.kind) for i, p in enumerate(probs) if (ev := ep.update(p, (i + 1) * W))]
+    events = [(i, ev.kind) for i, p in enumerate(probs) if (ev := update(ep, p, (i + 1) * W))]
     assert [k for _, k in events] == [K.USER_STARTED_SPEAKING, K.USER_STOPPED_SPEAKING]
     assert events[1][0] * W > 1.6  # only after the probability fell below 0.3
 
@@ -190,3 +201,83 @@ def test_a_barge_in_starts_a_fresh_turn_without_a_stale_pause():
     events = drive(tt, script((1.0, 0.9), (1.0, 0.0)), t0=t0)
     assert [k for k, _, _ in events] == [K.INTERRUPT, K.USER_STARTED_SPEAKING, K.USER_PAUSED,
                                          K.USER_STOPPED_SPEAKING]
+
+
+def windows(*segments: tuple[float, float, float]) -> list[tuple[float, float]]:
+    """(seconds, probability, rms) segments → one (probability, rms) per 32 ms window."""
+    out: list[tuple[float, float]] = []
+    for seconds, p, rms in segments:
+        out += [(p, rms)] * round(seconds / W)
+    return out
+
+
+def run_energy(cfg, wins, with_rms=True):
+    ep = Endpointer(cfg)
+    events = []
+    for i, (p, rms) in enumerate(wins):
+        ev = ep.update(p, (i + 1) * W, W, rms if with_rms else None)
+        if ev:
+            events.append(ev)
+    return events
+
+
+# Silero's probability stays high for a while after the voice stops; the level says when it fell.
+LAGGING_END = windows((0.64, 0.02, 30), (1.28, 0.95, 3000), (0.16, 0.9, 30), (1.0, 0.02, 30))
+VOICE_FELL = 0.64 + 1.28  # where the voice stopped; the VAD only says so 160 ms later
+
+
+def test_silence_is_timed_from_where_the_voice_fell_not_from_the_lagging_vad():
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=200)
+    ev = run_energy(cfg, LAGGING_END)
+    assert [e.kind for e in ev] == [K.USER_STARTED_SPEAKING, K.USER_SILENT, K.USER_PAUSED, K.USER_STOPPED_SPEAKING]
+    silent, paused, stopped = ev[1:]
+    assert silent.speech_end == pytest.approx(VOICE_FELL) and silent.at == pytest.approx(VOICE_FELL + W)
+    assert paused.at == pytest.approx(VOICE_FELL + 0.2, abs=W)
+    assert stopped.speech_end == pytest.approx(VOICE_FELL)
+    assert stopped.at == pytest.approx(VOICE_FELL + 0.6, abs=W)
+    # without levels (VAD only) the same audio ends the turn 160 ms later
+    vad_only = [e for e in run_energy(cfg, LAGGING_END, with_rms=False) if e.kind is K.USER_STOPPED_SPEAKING]
+    assert vad_only[0].speech_end == pytest.approx(VOICE_FELL + 0.16)
+    assert vad_only[0].at - stopped.at == pytest.approx(0.16, abs=1e-6)
+
+
+def test_a_noisy_line_whose_level_never_falls_is_left_to_the_vad():
+    # background noise 20 dB under the voice: inside the 25 dB a window needs to count as silence
+    noisy = windows((0.64, 0.02, 300), (1.28, 0.95, 3000), (0.16, 0.9, 300), (1.0, 0.02, 300))
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600)
+    stopped = [e for e in run_energy(cfg, noisy) if e.kind is K.USER_STOPPED_SPEAKING]
+    assert stopped[0].speech_end == pytest.approx(VOICE_FELL + 0.16)
+
+
+def test_voice_coming_back_resumes_the_turn_but_a_noise_the_vad_rejects_does_not():
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=200)
+    resumed = windows((0.32, 0.02, 30), (0.96, 0.95, 3000), (0.32, 0.9, 30), (0.64, 0.95, 2500), (1.0, 0.02, 30))
+    kinds = [e.kind for e in run_energy(cfg, resumed)]
+    assert kinds == [K.USER_STARTED_SPEAKING, K.USER_SILENT, K.USER_PAUSED, K.USER_RESUMED, K.USER_SILENT,
+                     K.USER_PAUSED, K.USER_STOPPED_SPEAKING]
+    # a loud click the VAD does not call speech, inside the silence: the turn still ends on time
+    click = windows((0.32, 0.02, 30), (0.96, 0.95, 3000), (0.32, 0.02, 30), (0.064, 0.1, 9000), (1.0, 0.02, 30))
+    ev = run_energy(cfg, click)
+    assert [e.kind for e in ev] == [K.USER_STARTED_SPEAKING, K.USER_SILENT, K.USER_PAUSED, K.USER_STOPPED_SPEAKING]
+    assert ev[-1].speech_end == pytest.approx(0.32 + 0.96)
+
+
+def test_a_quieter_stretch_of_the_same_voice_is_not_a_silence():
+    # the voice drops 15 dB (a soft syllable) but stays inside voice_drop_db of the turn's level
+    soft = windows((0.32, 0.02, 30), (0.64, 0.95, 3000), (0.64, 0.9, 530), (1.0, 0.02, 30))
+    ev = run_energy(EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=200), soft)
+    assert [e.kind for e in ev].count(K.USER_SILENT) == 1
+    assert ev[-1].speech_end == pytest.approx(0.32 + 0.64 + 0.64)
+
+
+def test_a_soft_onset_after_a_pause_resumes_the_turn_at_once():
+    # "…a table [450 ms] for two people": the "f" comes in 24 dB under the turn's level; the VAD hears it.
+    # It must end the silence then (hysteresis on the level), not at the vowel after it.
+    wins = windows((0.32, 0.02, 30), (0.96, 0.95, 3000), (0.448, 0.02, 30), (0.128, 0.6, 190), (0.64, 0.95, 3000),
+                   (1.0, 0.02, 30))
+    ev = run_energy(EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=200), wins)
+    kinds = [e.kind for e in ev]
+    assert kinds[:4] == [K.USER_STARTED_SPEAKING, K.USER_SILENT, K.USER_PAUSED, K.USER_RESUMED]
+    resumed = ev[3]
+    assert resumed.at == pytest.approx(0.32 + 0.96 + 0.448 + W)
+    assert kinds.count(K.USER_STOPPED_SPEAKING) == 1

@@ -46,13 +46,15 @@ def voiced_writes(call) -> list[float]:
 
 
 def turn_events(call) -> list[tuple[str, float]]:
-    """(kind, monotonic time) of every turn event the conversation is handed."""
+    """(kind, monotonic time) of every turn decision the conversation is handed (not USER_SILENT, the cue
+    at each dip of the voice that sends the audio so far on to the recogniser)."""
     seen: list[tuple[str, float]] = []
     conv = call.session.conversation
     handle = conv.on_turn_event
 
     def record(event):
-        seen.append((event.kind.value, time.monotonic()))
+        if event.kind.value != "user_silent":
+            seen.append((event.kind.value, time.monotonic()))
         handle(event)
 
     conv.on_turn_event = record
@@ -123,3 +125,4 @@ async def test_a_finished_sentence_is_answered_from_the_speculation_once_confirm
     call.call.remote_hangup()
     row = await call.ended()
     assert row["metrics"]["turns"] == 1 and row["metrics"]["voice_to_voice_ms"]["p50"] is not None
+

@@ -42,6 +42,7 @@ import numpy as np
 
 from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .retry import DEFAULT_POLICY, RetryPolicy, is_transport_error, status_error, transport_error
+from .tls import async_client
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ class DeepgramSTT(SpeechToText):
         self.keepalive_s, self.finalize_timeout_s, self.connect_timeout_s = keepalive_s, finalize_timeout_s, \
             connect_timeout_s
         self.policy = policy
-        self.client = client or AsyncDeepgramClient(api_key=api_key, environment=environment(base_url))
+        self.client = client or AsyncDeepgramClient(api_key=api_key, environment=environment(base_url),
+                                                       httpx_client=async_client(timeout=60, follow_redirects=True))
 
     def stream(self, *, phrases: Sequence[str] | None = None) -> DeepgramStream:
         return DeepgramStream(self, list(phrases or ()))

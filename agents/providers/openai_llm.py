@@ -16,6 +16,7 @@ from typing import Any
 
 from .base import LanguageModel, LLMEvent, LLMStats, LLMStream, ProviderError, TextDelta, ToolCall, Usage
 from .retry import status_error
+from .tls import openai_http_client
 
 
 def classify(exc: Exception, *, produced: bool = False) -> ProviderError:
@@ -63,7 +64,7 @@ class OpenAILLM(LanguageModel):
         self.extra_body = extra_body
         self.client = client or openai.AsyncOpenAI(
             base_url=base_url, api_key=api_key or "not-needed", timeout=timeout, max_retries=max_retries,
-            http_client=http_client,
+            http_client=http_client or openai_http_client(),
         )
 
     def stream(self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None) -> OpenAIStream:

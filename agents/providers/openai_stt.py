@@ -28,6 +28,7 @@ import numpy as np
 from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .openai_llm import classify
 from .retry import DEFAULT_POLICY, RetryPolicy, call_with_retry, is_transport_error, transport_error
+from .tls import openai_http_client
 
 SAMPLE_RATE = 16000
 DEFAULT_MODEL = "gpt-4o-mini-transcribe"
@@ -63,7 +64,7 @@ class OpenAISTT(SpeechToText):
 
         self.model, self.language, self.provider, self.policy = model, language_code(language), provider, policy
         self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
-                                                   max_retries=0)
+                                                   max_retries=0, http_client=openai_http_client())
 
     def stream(self, *, phrases: Sequence[str] | None = None) -> OpenAISpeechStream:
         return OpenAISpeechStream(self, list(phrases or ()))

@@ -21,10 +21,11 @@ from media.resample import StreamResampler
 from .base import ProviderError, SynthesisStream, TextToSpeech
 from .openai_llm import classify
 from .retry import DEFAULT_POLICY, RetryPolicy, is_transport_error, stream_with_retry, transport_error
+from .tls import openai_http_client
 
 PCM_RATE = 24000  # OpenAI's `pcm` format: 24 kHz s16le mono
 DEFAULT_MODEL = "gpt-4o-mini-tts"
-_CHUNK = 4800  # bytes per read: 100 ms at 24 kHz
+_CHUNK = None  # each piece as it arrives (a size would hold the first audio back until that many bytes came)
 
 
 class OpenAITTS(TextToSpeech):
@@ -35,7 +36,7 @@ class OpenAITTS(TextToSpeech):
 
         self.model, self.instructions, self.policy, self.provider = model, instructions, policy, provider
         self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
-                                                   max_retries=0)
+                                                   max_retries=0, http_client=openai_http_client())
 
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         return SynthesisStream(

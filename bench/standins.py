@@ -26,7 +26,7 @@ import uuid
 from typing import Any
 
 import numpy as np
-from aiohttp import WSMsgType, web
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 
 BYTES_PER_SECOND = 32000  # linear16 mono 16 kHz
 TRANSCRIPT = "I would like to know what Switchboard does"
@@ -130,6 +130,18 @@ class StandIns:
 
     # -- OpenAI chat ---------------------------------------------------------------------------------------
     async def chat(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._chat(request)
+        except ClientConnectionResetError:  # the client went away (a speculative reply thrown away): normal
+            return web.Response(status=499)
+
+    async def tts(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self._tts(request)
+        except ClientConnectionResetError:  # the client went away (barge-in, a discarded reply): normal
+            return web.Response(status=499)
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.counts["llm_requests"] += 1
         t0 = time.monotonic()
         body = await request.json()
@@ -159,7 +171,7 @@ class StandIns:
         return resp
 
     # -- ElevenLabs ----------------------------------------------------------------------------------------
-    async def tts(self, request: web.Request) -> web.StreamResponse:
+    async def _tts(self, request: web.Request) -> web.StreamResponse:
         self.counts["tts_requests"] += 1
         t0 = time.monotonic()
         body = await request.json()

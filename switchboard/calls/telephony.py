@@ -13,6 +13,7 @@ from uuid import UUID
 
 from agents.providers.local_stt import make_local_stt
 from agents.providers.local_tts import LocalTTS
+from agents.providers.preload import preload
 from agents.voices import VoiceCatalog
 from sipcore import create_engine
 from sipcore.causes import DisconnectionReason
@@ -60,7 +61,8 @@ class Telephony(OfflineCalls):
         self.engine = engine or create_engine()
         self.media = MediaLoop(media_timeout=settings.media_timeout_seconds)
         self.supervisor = TrunkSupervisor(self.engine, db, secrets)
-        self._tasks = TaskSet()
+        self._tasks = TaskSet()  # calls and the work they start
+        self._service = TaskSet()  # the worker's own background loops, closed at stop
         self.secrets = secrets
         self.stt = make_local_stt()  # SWITCHBOARD_LOCAL_STT
         # bounds the shared recogniser's queue; admission; /health
@@ -85,17 +87,23 @@ class Telephony(OfflineCalls):
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.engine.start(EngineConfig(
-            host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
-            rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
-            user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
-            public_address=self.settings.public_ip,
-        ))
+        # the cloud SDKs, imported in a thread while the engine starts, and waited for before any call is taken
+        # (imported on the loop by the first call, they made every call's audio late: agents.providers.preload)
+        sdks = asyncio.get_running_loop().run_in_executor(None, preload)
+        try:
+            await self.engine.start(EngineConfig(
+                host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
+                rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
+                user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
+                public_address=self.settings.public_ip, jitter_buffer_ms=self.settings.jitter_buffer_ms,
+            ))
+        finally:
+            log.info("provider SDKs loaded in %.2f s", await sdks)  # preload() itself never raises
         self.engine.set_incoming_handler(self.inbound.incoming)
         self.engine.on_refused(self.inbound.refused)
         await self.supervisor.start()
-        self._tasks.spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
-        self._tasks.spawn(self._housekeeping(), "call-housekeeping")
+        self._service.spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
+        self._service.spawn(self._housekeeping(), "call-housekeeping")
         # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
         # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
@@ -124,6 +132,8 @@ class Telephony(OfflineCalls):
             session.reason = session.reason or DisconnectionReason.SHUTDOWN
         await self.engine.stop()
         await self._wait_sessions(10)
+        await self._service.close()
+        await self._tasks.close()  # what outlived the grace
         await self.media.stop()
         await self.overload.stop()
         self.stallwatch.stop()

@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientConnectionResetError, WSMsgType, web
 
-BYTES_PER_SECOND = 32000  # linear16 mono 16 kHz
 TRANSCRIPT = "I would like to know what Switchboard does"
 REPLY = ["Sure!", " Switchboard", " answers", " your", " calls."]
 VOICED_RMS = 300.0
 
 
-def _results(text: str, start_byte: int, length: int, *, from_finalize: bool) -> dict[str, Any]:
-    start, duration = start_byte / BYTES_PER_SECOND, length / BYTES_PER_SECOND
+def _results(text: str, start_byte: int, length: int, bytes_per_second: int, *,
+             from_finalize: bool) -> dict[str, Any]:
+    start, duration = start_byte / bytes_per_second, length / bytes_per_second
     words = text.split()
     step = duration / (len(words) + 1) if words else 0.0
     msg: dict[str, Any] = {
@@ -75,6 +75,7 @@ class StandIns:
     # -- Deepgram ------------------------------------------------------------------------------------------
     async def listen(self, request: web.Request) -> web.StreamResponse:
         self.counts["stt_connections"] += 1
+        bps = 2 * int(request.query.get("sample_rate", "16000"))  # linear16 mono
         ws = web.WebSocketResponse()
         await ws.prepare(request)
         st = {"received": 0, "final_to": 0, "voiced_pending": False, "last_voiced": 0.0}
@@ -89,7 +90,7 @@ class StandIns:
                 if text:
                     self.counts["stt_finals"] += 1
                 if not ws.closed:
-                    await ws.send_json(_results(text, start, length, from_finalize=from_finalize))
+                    await ws.send_json(_results(text, start, length, bps, from_finalize=from_finalize))
 
         async def endpoint_after(delay: float) -> None:
             await asyncio.sleep(delay)
@@ -120,7 +121,7 @@ class StandIns:
                         await ws.send_json({"type": "Metadata", "transaction_key": "deprecated",
                                             "request_id": str(uuid.uuid4()), "sha256": "0" * 64,
                                             "created": "2025-01-01T00:00:00.000Z",
-                                            "duration": st["received"] / BYTES_PER_SECOND, "channels": 1})
+                                            "duration": st["received"] / bps, "channels": 1})
                         await ws.close()
                         break
         finally:

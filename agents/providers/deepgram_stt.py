@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -42,16 +43,37 @@ import numpy as np
 
 from .base import FLUSH, ProviderError, QueuedSpeechStream, SpeechToText, Transcript
 from .retry import DEFAULT_POLICY, RetryPolicy, is_transport_error, status_error, transport_error
-from .tls import async_client
+from .tls import async_client, ssl_context
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # unless the stream is opened at the line's own rate (8 kHz telephone audio: no resampling)
+RATES = (8000, 16000)
 DEFAULT_MODEL = "nova-3"
-_FRAME = SAMPLE_RATE // 10  # samples per websocket frame: 100 ms
-_MAX_REPLAY = 60 * SAMPLE_RATE  # audio kept for a replay after a reconnect
-_COVER_SLACK = SAMPLE_RATE // 20  # 50 ms: an is_final result ending this close to the end covers it
+_FRAME_S = 0.1  # audio per websocket frame
+_MAX_REPLAY_S = 60  # audio kept for a replay after a reconnect
+_COVER_SLACK_S = 0.05  # an is_final result ending this close to the end covers it
 _MAX_KEYTERMS = 50
+
+
+@functools.cache
+def _tune_sdk_socket() -> None:
+    """The SDK opens its websocket with the library's defaults and no way to pass options: permessage-deflate
+    (zlib over every 100 ms audio frame, on the event loop, for PCM that hardly compresses) and, for wss, a
+    fresh TLS context per connection (the CA bundle parsed again: 30-55 ms of the event loop per call). Its
+    connect function is wrapped once so that sockets go uncompressed and share `tls.ssl_context()`."""
+    from deepgram.listen.v1 import client, raw_client
+
+    for module in (client, raw_client):  # the client's connect() is its own copy of the raw client's
+        connect = module.websockets_client_connect
+
+        def uncompressed(uri: str, *, _connect: Any = connect, **kwargs: Any) -> Any:
+            kwargs.setdefault("compression", None)
+            if uri.startswith("wss:"):
+                kwargs.setdefault("ssl", ssl_context())
+            return _connect(uri, **kwargs)
+
+        module.websockets_client_connect = uncompressed  # type: ignore[attr-defined]
 
 
 def environment(base_url: str | None) -> Any:
@@ -97,14 +119,20 @@ class DeepgramSTT(SpeechToText):
     def __init__(self, *, api_key: str, model: str = DEFAULT_MODEL, language: str | None = "en-US",
                  base_url: str | None = None, interim_results: bool = True, smart_format: bool = True,
                  keepalive_s: float = 5.0, finalize_timeout_s: float = 2.0, connect_timeout_s: float = 5.0,
-                 policy: RetryPolicy = DEFAULT_POLICY, client: Any | None = None) -> None:
+                 policy: RetryPolicy = DEFAULT_POLICY, client: Any | None = None,
+                 sample_rate: int = SAMPLE_RATE) -> None:
         from deepgram import AsyncDeepgramClient
+
+        if sample_rate not in RATES:
+            raise ValueError(f"sample_rate must be one of {RATES}, got {sample_rate}")
+        self.sample_rate = sample_rate  # what the conversation sends: a telephone line's 8 kHz as it is
 
         self.model, self.language = model, (language if language and language != "multilingual" else None)
         self.interim_results, self.smart_format = interim_results, smart_format
         self.keepalive_s, self.finalize_timeout_s, self.connect_timeout_s = keepalive_s, finalize_timeout_s, \
             connect_timeout_s
         self.policy = policy
+        _tune_sdk_socket()
         self.client = client or AsyncDeepgramClient(api_key=api_key, environment=environment(base_url),
                                                        httpx_client=async_client(timeout=60, follow_redirects=True))
 
@@ -113,7 +141,7 @@ class DeepgramSTT(SpeechToText):
 
     def connect_params(self, phrases: Sequence[str]) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "model": self.model, "encoding": "linear16", "sample_rate": SAMPLE_RATE, "channels": 1,
+            "model": self.model, "encoding": "linear16", "sample_rate": self.sample_rate, "channels": 1,
             "interim_results": self.interim_results, "punctuate": True, "smart_format": self.smart_format,
         }
         if self.language:
@@ -149,6 +177,9 @@ class DeepgramStream(QueuedSpeechStream):
     def __init__(self, stt: DeepgramSTT, phrases: list[str]) -> None:
         super().__init__()
         self._stt = stt
+        self._rate = rate = stt.sample_rate
+        self._frame, self._max_replay = int(rate * _FRAME_S), _MAX_REPLAY_S * rate
+        self._slack = int(rate * _COVER_SLACK_S)
         self._params = stt.connect_params(phrases)
         self._samples = 0  # pushed and taken into an utterance: the stream's clock
         self._utt: _Utterance | None = None
@@ -249,7 +280,7 @@ class DeepgramStream(QueuedSpeechStream):
                     utt = self._utt
                     self._samples += len(op)
                     utt.samples += len(op)
-                    if sum(len(a) for a in utt.audio) + len(op) <= _MAX_REPLAY:
+                    if sum(len(a) for a in utt.audio) + len(op) <= self._max_replay:
                         utt.audio.append(op)
                     await self._send_audio(socket, op)
                 elif op == FLUSH:
@@ -267,15 +298,16 @@ class DeepgramStream(QueuedSpeechStream):
                 last_sent = time.monotonic()
 
     async def _send_audio(self, socket: Any, pcm: np.ndarray) -> None:
-        for i in range(0, len(pcm), _FRAME):
-            await socket.send_media(pcm[i : i + _FRAME].astype("<i2").tobytes())
+        step = self._frame
+        for i in range(0, len(pcm), step):
+            await socket.send_media(pcm[i : i + step].astype("<i2").tobytes())
 
     async def _finalize(self, socket: Any, utt: _Utterance, reader: asyncio.Task[None]) -> None:
         """Send Finalize; wait until Deepgram has finalized the utterance (or the timeout); emit its final."""
         self._finalizes_sent += 1
         utt.finalize_seq = self._finalizes_sent
         await socket.send_finalize()
-        if utt.covered_to >= utt.end - _COVER_SLACK:
+        if utt.covered_to >= utt.end - self._slack:
             utt.done.set()  # is_final results already cover all of its audio
         await _wait_either(utt.done, reader, self._stt.finalize_timeout_s)
         if not utt.done.is_set():
@@ -292,9 +324,9 @@ class DeepgramStream(QueuedSpeechStream):
         starts = [s[1] for s in utt.segments if s[0] and s[1] is not None]
         ends = [s[2] for s in utt.segments if s[0] and s[2] is not None]
         confs = [s[3] for s in utt.segments if s[0] and s[3] is not None]
-        base_ms = self._conn_base * 1000 // SAMPLE_RATE
-        start_ms = base_ms + int(min(starts) * 1000) if starts else utt.start * 1000 // SAMPLE_RATE
-        end_ms = base_ms + int(max(ends) * 1000) if ends else utt.end * 1000 // SAMPLE_RATE
+        base_ms = self._conn_base * 1000 // self._rate
+        start_ms = base_ms + int(min(starts) * 1000) if starts else utt.start * 1000 // self._rate
+        end_ms = base_ms + int(max(ends) * 1000) if ends else utt.end * 1000 // self._rate
         latency = (time.perf_counter() - utt.flushed_at) * 1000.0 if utt.flushed_at is not None else 0.0
         self._events.put_nowait(Transcript(text, True, start_ms, max(start_ms, end_ms), latency,
                                            sum(confs) / len(confs) if confs else None))
@@ -325,9 +357,9 @@ class DeepgramStream(QueuedSpeechStream):
         text = (alt.transcript if alt is not None else "") or ""
         if msg.from_finalize:
             self._finalizes_answered += 1
-        reached = self._conn_base + round((msg.start + msg.duration) * SAMPLE_RATE)
+        reached = self._conn_base + round((msg.start + msg.duration) * self._rate)
         if msg.is_final:
-            if reached > utt.start + _COVER_SLACK:  # not a late result for an earlier utterance's audio
+            if reached > utt.start + self._slack:  # not a late result for an earlier utterance's audio
                 words = (alt.words if alt is not None else None) or []
                 start = words[0].start if words else msg.start
                 end = words[-1].end if words else msg.start + msg.duration
@@ -336,11 +368,11 @@ class DeepgramStream(QueuedSpeechStream):
                 utt.covered_to = max(utt.covered_to, reached)
         elif text and self._stt.interim_results:
             so_far = " ".join([s[0] for s in utt.segments if s[0]] + [text.strip()])
-            base_ms = self._conn_base * 1000 // SAMPLE_RATE
-            self._events.put_nowait(Transcript(so_far, False, utt.start * 1000 // SAMPLE_RATE,
+            base_ms = self._conn_base * 1000 // self._rate
+            self._events.put_nowait(Transcript(so_far, False, utt.start * 1000 // self._rate,
                                                base_ms + int((msg.start + msg.duration) * 1000)))
         finalized = utt.finalize_seq > 0 and self._finalizes_answered >= utt.finalize_seq
-        if utt.flushed_at is not None and (finalized or utt.covered_to >= utt.end - _COVER_SLACK):
+        if utt.flushed_at is not None and (finalized or utt.covered_to >= utt.end - self._slack):
             utt.done.set()
 
 

@@ -164,8 +164,9 @@ async def provider_key(keys: KeyLookup, provider_type: str, provider: str) -> st
 
 
 async def make_stt(settings: Mapping[str, Any] | None, keys: KeyLookup, *, local: SpeechToText | None = None,
-                   language: str | None = None) -> SpeechToText:
-    """The recogniser an agent's `stt` settings ({provider, model}) ask for."""
+                   language: str | None = None, speech_rate: int | None = None) -> SpeechToText:
+    """The recogniser an agent's `stt` settings ({provider, model}) ask for. `speech_rate`: the rate the
+    call's audio comes at (8 kHz on a G.711 line); a recogniser that takes it as it is gets it so."""
     settings = settings or {}
     provider = str(settings.get("provider") or "local").lower()
     model = settings.get("model") or None
@@ -183,19 +184,19 @@ async def make_stt(settings: Mapping[str, Any] | None, keys: KeyLookup, *, local
                             provider, ENV_KEYS[provider])
             else:
                 try:
-                    return _cloud_stt(provider, key, model, language, ep.base_url if ep else None)
+                    return _cloud_stt(provider, key, model, language, ep.base_url if ep else None, speech_rate)
                 except Exception:
                     log.exception("building the %s recogniser failed: using the local recogniser", provider)
     return local if local is not None else _local_stt()
 
 
-def _cloud_stt(provider: str, key: str, model: str | None, language: str | None, url: str | None
-               ) -> SpeechToText:
+def _cloud_stt(provider: str, key: str, model: str | None, language: str | None, url: str | None,
+               speech_rate: int | None = None) -> SpeechToText:
     if provider == "deepgram":
-        from .deepgram_stt import DEFAULT_MODEL, DeepgramSTT
+        from .deepgram_stt import DEFAULT_MODEL, RATES, SAMPLE_RATE, DeepgramSTT
 
-        return DeepgramSTT(api_key=key, model=model or DEFAULT_MODEL, language=language,
-                           base_url=url)
+        return DeepgramSTT(api_key=key, model=model or DEFAULT_MODEL, language=language, base_url=url,
+                           sample_rate=speech_rate if speech_rate in RATES else SAMPLE_RATE)
     from .openai_stt import DEFAULT_MODEL as OPENAI_MODEL
     from .openai_stt import GROQ_MODEL, OpenAISTT
 

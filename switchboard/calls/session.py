@@ -22,7 +22,7 @@ from agents.providers.registry import close_when, fallback_voice, make_stt, make
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
 from media.endpointing import EndpointingConfig
 from media.recording import StereoRecorder
-from media.tick import StreamEvent
+from media.tick import StreamEvent, vad_rate
 from sipcore.calltypes import CallAnswered, CallEnd, CallEnded, CallRinging, DtmfReceived, HangupBy
 from sipcore.causes import ACTIVE_STATUSES, CallStatus, DisconnectionReason, HangupCause
 from store.types import DB
@@ -215,7 +215,8 @@ class CallSession:
                                           "metadata": self.row.get("metadata") or {}, "user_data": user_data})
         # Cloud speech providers are per call (the organization's keys); local ones are process-wide.
         keys = self.deps.keys(self.row.get("org_id"))
-        stt = await make_stt(agent.stt.model_dump(), keys, local=self.deps.stt, language=agent.language)
+        stt = await make_stt(agent.stt.model_dump(), keys, local=self.deps.stt, language=agent.language,
+                             speech_rate=vad_rate(self.call.sample_rate or 8000))
         tts = self.deps.tts
         if voice is not None:
             tts = await make_tts(voice, keys, local=self.deps.tts,

@@ -24,8 +24,6 @@ from aiohttp import WSMsgType, web
 
 from tests.support.loopback_http import serve_on_loopback
 
-BYTES_PER_SECOND = 32000  # linear16 mono 16 kHz
-
 
 @dataclass
 class Say:
@@ -107,6 +105,7 @@ class FakeDeepgram:
             self.refused.append(plan.status)
             return web.Response(status=plan.status, text=plan.body, content_type="application/json")
         conn = Connection(dict(request.query), dict(request.headers), request.query_string)
+        bps = 2 * int(request.query.get("sample_rate", "16000"))  # linear16 mono
         self.seen.append(conn)
         ws = web.WebSocketResponse()
         await ws.prepare(request)
@@ -130,7 +129,7 @@ class FakeDeepgram:
                 say = self.script[0] if self.script else None
                 if say is not None and say.interim and not interim_sent and len(utt) >= 3200:
                     interim_sent = True
-                    await ws.send_json(_results(say.interim, utt_start, len(utt), is_final=False,
+                    await ws.send_json(_results(say.interim, utt_start, len(utt), bps, is_final=False,
                                                 confidence=say.confidence))
             elif msg.type == WSMsgType.TEXT:
                 try:
@@ -151,7 +150,7 @@ class FakeDeepgram:
                     if say.delay:
                         await asyncio.sleep(say.delay)
                     if not say.silent:
-                        await ws.send_json(_results(say.text, utt_start, len(utt), is_final=True,
+                        await ws.send_json(_results(say.text, utt_start, len(utt), bps, is_final=True,
                                                     confidence=say.confidence, from_finalize=say.from_finalize))
                     utt_start += len(utt)
                     utt = bytearray()
@@ -160,7 +159,7 @@ class FakeDeepgram:
                     await ws.send_json({"type": "Metadata", "transaction_key": "deprecated",
                                         "request_id": str(uuid.uuid4()), "sha256": "0" * 64,
                                         "created": "2025-01-01T00:00:00.000Z",
-                                        "duration": len(conn.audio) / BYTES_PER_SECOND, "channels": 1})
+                                        "duration": len(conn.audio) / bps, "channels": 1})
                     await ws.close()
                     break
                 else:
@@ -168,9 +167,9 @@ class FakeDeepgram:
         return ws
 
 
-def _results(text: str, start_byte: int, length: int, *, is_final: bool, confidence: float,
-             from_finalize: bool = False) -> dict[str, Any]:
-    start, duration = start_byte / BYTES_PER_SECOND, length / BYTES_PER_SECOND
+def _results(text: str, start_byte: int, length: int, bytes_per_second: int, *, is_final: bool,
+             confidence: float, from_finalize: bool = False) -> dict[str, Any]:
+    start, duration = start_byte / bytes_per_second, length / bytes_per_second
     words = text.split()
     step = duration / (len(words) + 1) if words else 0.0
     message: dict[str, Any] = {

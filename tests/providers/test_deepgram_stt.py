@@ -55,6 +55,8 @@ async def test_utterances_over_one_connection(server: FakeDeepgram) -> None:
     assert conn.query["interim_results"] == "true" and conn.query["language"] == "en-US"
     assert "book a table" in request_keyterms(conn.query_string)
     assert conn.headers["Authorization"] == f"Token {server.key}"
+    # PCM audio goes uncompressed: the SDK's websocket would offer permessage-deflate (zlib on every frame)
+    assert "Sec-WebSocket-Extensions" not in conn.headers
     assert bytes(conn.audio) == first.astype("<i2").tobytes() + second.astype("<i2").tobytes()
     assert conn.finalize_audio == [first.astype("<i2").tobytes(), second.astype("<i2").tobytes()]
     assert conn.messages == ["Finalize", "Finalize", "CloseStream"]
@@ -176,3 +178,22 @@ async def test_connection_refused_is_retryable() -> None:
     stream.flush()
     err = await c.failure()
     assert err.retryable and err.reason == "connection"
+
+
+async def test_a_telephone_lines_8_khz_goes_as_it_is(server: FakeDeepgram) -> None:
+    server.script = [Say("Book a table for two.")]
+    stt = make(server, sample_rate=8000)
+    stream = stt.stream()
+    c = Collector(stream)
+    audio = tone(300, 1.5, rate=8000)
+    stream.push_audio(audio)
+    stream.flush()
+    final = await c.final(1)
+    stream.end_input()
+    await asyncio.wait_for(c.ended.wait(), 5)
+    conn = server.seen[0]
+    assert conn.query["sample_rate"] == "8000"
+    assert bytes(conn.audio) == audio.astype("<i2").tobytes()
+    assert 0 <= final.start_ms < final.end_ms <= 1500  # times in the 8 kHz stream's own clock
+    with pytest.raises(ValueError, match="sample_rate"):
+        make(server, sample_rate=44100)

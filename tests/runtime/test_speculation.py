@@ -117,6 +117,7 @@ async def test_a_finished_sentence_is_answered_from_the_speculation_once_confirm
     conv = call.session.conversation
     assert conv.speculations == 1 and conv.speculations_used == 1 and conv.speculations_wasted == 0
     assert len(llm.requests) == 1  # the speculative request was the reply: not asked twice
+    assert deepgram.seen[-1].query["sample_rate"] == "8000"  # the G.711 line's audio as it is, not resampled
     kinds = [k for k, _ in events]
     assert kinds == ["user_started_speaking", "user_paused", "user_stopped_speaking"]
     paused_at, stopped_at = events[1][1], events[2][1]

@@ -28,7 +28,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
 import io  # noqa: E402
 import logging  # noqa: E402
 import subprocess  # noqa: E402
@@ -235,7 +234,6 @@ class Run:
     conversation: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     trace: dict[str, list[float]] = field(default_factory=dict)
-    jbuf_ms: Any = None
 
 
 async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> Run:
@@ -293,7 +291,6 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
 
                 leg.call.read_pcm = traced_read
                 leg.call._bench_traced = True
-                trace["jbuf"] = [leg.call]  # type: ignore[list-item]
         return begin(self, now)
 
     def traced_play(self: Any, key: Any, pcm: np.ndarray) -> None:
@@ -339,8 +336,6 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
             if ready:
                 got = parent.recv()
                 if isinstance(got, tuple) and got[0] == "turns-done":
-                    with contextlib.suppress(Exception):
-                        out.jbuf_ms = out.trace["jbuf"][0]._native.stats().jbuf_delay_ms  # type: ignore[attr-defined]
                     conv = next((s.conversation for s in tel.sessions.values() if s.conversation), None)
                     if conv is not None:
                         out.conversation = {k: getattr(conv, k, None) for k in (
@@ -411,7 +406,7 @@ def report(args: argparse.Namespace, res: Run) -> None:
     if split:
         med = {k: f"{np.median(v):.0f}" for k, v in split.items()}
         print(f"split (medians, from the caller's last voiced sample): the worker's tick reads it at "
-              f"{med.get('rx', '–')} ms (RTP + the worker's jitter buffer {res.jbuf_ms} ms), endpointer USER_PAUSED at "
+              f"{med.get('rx', '–')} ms (RTP + the worker's adaptive jitter buffer), endpointer USER_PAUSED at "
               f"{med.get('paused', '–')} ms, USER_STOPPED_SPEAKING (confirmed) at {med.get('stopped', '–')} ms, first "
               f"reply audio handed to the engine at {med.get('play', '–')} ms; then {med.get('heard', '–')} ms until the "
               f"caller reads it (worker's transmit buffer, RTP, the caller's jitter buffer)")
@@ -426,7 +421,7 @@ def report(args: argparse.Namespace, res: Run) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=36)
-    ap.add_argument("--speculate-ms", type=float, default=200.0, help="0: no speculation (today's path)")
+    ap.add_argument("--speculate-ms", type=float, default=150.0, help="0: no speculation (the old path)")
     ap.add_argument("--stop-ms", type=float, default=600.0, help="the endpointer's confirmation silence")
     ap.add_argument("--pauses", default="0,0,250,350,450,0",
                     help="mid-sentence pause per turn, cycled (ms; 0 = a plain sentence)")

@@ -104,6 +104,8 @@ class Telephony(OfflineCalls):
         await self.supervisor.start()
         self._service.spawn(self.stt.warm(), "stt-warm")  # recognisers are slow to create: make them before calls
         self._service.spawn(self._housekeeping(), "call-housekeeping")
+        frozen = freeze_startup_objects()  # a full collection then scans what calls allocate, not start-up's
+        log.debug("%d start-up objects frozen out of the garbage collector's scans", frozen)
         # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
         # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
@@ -111,8 +113,6 @@ class Telephony(OfflineCalls):
         self.media.start()
         self.overload.start(fed_by_tick=True)
         self.stallwatch.start()
-        frozen = freeze_startup_objects()  # a full collection then scans what calls allocate, not start-up's
-        log.debug("%d start-up objects frozen out of the garbage collector's scans", frozen)
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)

@@ -11,7 +11,8 @@ much late. Given each window's RMS level, a window during a turn counts as speec
 AND its level is within `voice_drop_db` of the turn's speech level (and above `voice_floor`); the
 silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. On a
 line whose noise is louder than that (the level never falls), the VAD alone decides, as before.
-USER_SILENT marks the first silent window of a turn (a cue to send what the caller said so far on).
+USER_SILENT marks the first window of each silence inside a turn (a cue to send what the caller said so
+far on).
 `TurnTaker` adds the agent side: while the agent talks, user speech only counts once it has lasted
 `min_interrupt_ms` (then it is a barge-in, if the agent is interruptible); shorter speech is a
 backchannel and is swallowed; a non-interruptible agent ignores speech while it talks. Times are seconds
@@ -89,7 +90,7 @@ class Endpointer:
         return rms >= self.config.voice_floor and rms >= self.level * drop
 
     def _follow(self, rms: float) -> None:
-        """The turn's speech level: up at once to a louder window, down slowly (about 1 dB per 0.3 s)."""
+        """The turn's speech level: up at once to a louder window, down slowly (under 1 dB per 0.4 s of softer speech)."""
         self.level = rms if rms > self.level else self.level * 0.99 + rms * 0.01
 
     def _is_speech(self, prob: float) -> bool:

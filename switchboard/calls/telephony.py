@@ -25,7 +25,7 @@ from store.types import DB
 from trunks.supervisor import TrunkSupervisor
 
 from ..config import Settings
-from ..platform.stallwatch import StallWatch, freeze_startup_objects
+from ..platform.stallwatch import StallWatch, freeze_startup_objects, thaw_startup_objects
 from ..tasks import TaskSet
 from .control import OfflineCalls, close_unplaced
 from .dialer import Dialer
@@ -142,6 +142,7 @@ class Telephony(OfflineCalls):
         await self.supervisor.stop()
         await self.stt.aclose()
         await self.deps.tts.aclose()
+        thaw_startup_objects()
         self.running = False
 
     async def _wait_sessions(self, grace: float) -> None:

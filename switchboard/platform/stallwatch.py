@@ -111,3 +111,9 @@ def freeze_startup_objects() -> int:
     gc.collect()
     gc.freeze()
     return gc.get_freeze_count()
+
+
+def thaw_startup_objects() -> None:
+    """Undo `freeze_startup_objects` (at stop: a process that starts another server, such as the test suite,
+    must not keep the first one's objects out of collection forever)."""
+    gc.unfreeze()

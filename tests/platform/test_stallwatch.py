@@ -33,3 +33,30 @@ async def test_a_blocked_loop_is_reported_with_its_stack(caplog: pytest.LogCaptu
     assert watch.worst_ms >= 300
     stuck = [r.getMessage() for r in caplog.records if "has not turned" in r.getMessage()]
     assert sum("hold_the_loop_for" in m for m in stuck) == 1
+
+
+async def test_a_long_garbage_collection_is_named_and_startup_objects_can_be_left_out_of_it(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+
+    from switchboard.platform.stallwatch import freeze_startup_objects, thaw_startup_objects
+
+    watch = StallWatch(threshold=0.1, interval=0.01, gc_log_ms=0.0)  # every collection counts as long here
+    watch.start()
+    try:
+        with caplog.at_level(logging.WARNING, logger="switchboard.platform.stallwatch"):
+            gc.collect()
+    finally:
+        watch.stop()
+    assert watch.gc_pauses >= 1
+    assert any("garbage collection of generation 2" in r.getMessage() for r in caplog.records)
+    gc.collect()
+    assert gc.get_freeze_count() == 0
+    try:
+        frozen = freeze_startup_objects()
+        assert frozen == gc.get_freeze_count() > 10_000  # the interpreter, numpy, the server's modules
+        scanned = len(gc.get_objects())  # what a full collection walks now
+        assert scanned < frozen
+    finally:
+        thaw_startup_objects()
+    assert gc.get_freeze_count() == 0

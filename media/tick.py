@@ -87,10 +87,10 @@ class _BankWork:
     idx: np.ndarray  # the streams' bank slots
     counts: np.ndarray  # whole windows each stream has waiting (more than one only after a late tick)
     windows: np.ndarray  # (streams, max(counts), window) int16
-    rms: np.ndarray  # (streams, max(counts)) each window's RMS level: the endpointer times silences by it
     state: np.ndarray
     ctx: np.ndarray
     probs: list[np.ndarray] = field(default_factory=list)  # per round, for the streams with counts > round
+    rms: np.ndarray | None = None  # (streams, max(counts)) each window's level: the endpointer times silences by it
 
 
 @dataclass(slots=True)
@@ -102,6 +102,7 @@ class VadJob:
 
     def run(self) -> None:
         for w in self.work:
+            w.rms = np.sqrt(np.mean(np.square(w.windows, dtype=np.float32), axis=-1))
             for r in range(int(w.counts.max())):
                 rows = np.flatnonzero(w.counts > r)
                 probs, state, ctx = w.bank.run_detached(w.state[:, rows], w.ctx[rows], w.windows[rows, r])
@@ -193,8 +194,7 @@ class MediaTick:
                 windows[i, :k] = st._pending[: k * window].reshape(k, window)
             idx = np.array([st.slot for st in ready], np.intp)
             state, ctx = bank.gather(idx)
-            rms = np.sqrt(np.mean(np.square(windows, dtype=np.float32), axis=-1))
-            job.work.append(_BankWork(bank, ready, idx, counts, windows, rms, state, ctx))
+            job.work.append(_BankWork(bank, ready, idx, counts, windows, state, ctx))
         return job
 
     def _take_inbound(self) -> None:
@@ -239,6 +239,7 @@ class MediaTick:
                 rows = np.flatnonzero(work.counts > r)
                 self.vad_runs += 1
                 self.vad_windows += len(rows)
+                assert work.rms is not None  # set by VadJob.run, with the probabilities
                 levels = work.rms[rows, r].tolist()
                 for i, p, level in zip(rows.tolist(), probs.tolist(), levels, strict=True):
                     if not live[i]:

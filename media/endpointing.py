@@ -90,8 +90,12 @@ class Endpointer:
         return rms >= self.config.voice_floor and rms >= self.level * drop
 
     def _follow(self, rms: float) -> None:
-        """The turn's speech level: up at once to a louder window, down slowly (under 1 dB per 0.4 s of softer speech)."""
-        self.level = rms if rms > self.level else self.level * 0.99 + rms * 0.01
+        """The turn's speech level: up at once to a louder window, down slowly (under 1 dB per 0.4 s of softer
+        speech) with windows within voice_drop_db of it (a soft onset that resumes a turn does not lower it)."""
+        if rms > self.level:
+            self.level = rms
+        elif rms >= self.level * self._drop:
+            self.level = self.level * 0.99 + rms * 0.01
 
     def _is_speech(self, prob: float) -> bool:
         cfg = self.config
@@ -110,8 +114,7 @@ class Endpointer:
             if st is TurnState.QUIET:
                 self.level = rms
             elif self._voiced(rms):
-                if rms >= self.level * self._drop:
-                    self._follow(rms)
+                self._follow(rms)
             elif st is not TurnState.STARTING:
                 speech = False  # the VAD still says speech, but the voice has fallen: a silence
         if st is TurnState.QUIET:

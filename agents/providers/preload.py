@@ -4,8 +4,10 @@ The providers import their SDKs (deepgram-sdk, elevenlabs, openai, with httpx, w
 models) lazily, so that a server without cloud keys never pays for them. But the first call that does use
 them then imported ~1.3 s of modules on the event loop (stalls of 346 and 374 ms measured in bench-sip's
 two-worker cloud run, every call's audio late meanwhile). `preload()` does that work once, in a thread, at
-start-up: the telephony awaits it before it takes calls. First use of a client also builds lazily imported
-sub-clients (``client.listen.v1``, ``client.text_to_speech``, ``client.chat.completions``): touched here too.
+start-up: the telephony awaits it before it takes calls. It builds one throwaway provider of each kind the
+way a call does (the shared TLS context and the Deepgram socket options come with them) and touches the
+sub-clients the SDKs build lazily, then imports the SDK modules the providers import only when a result or
+an error arrives.
 """
 
 from __future__ import annotations
@@ -13,48 +15,45 @@ from __future__ import annotations
 import importlib
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-MODULES = (
-    "httpx", "websockets.exceptions", "openai", "openai.types.chat",
-    "deepgram", "deepgram.core.api_error", "deepgram.environment", "deepgram.listen.v1.types",
-    "elevenlabs", "elevenlabs.client", "elevenlabs.core.api_error",
+MODULES = (  # imported by the providers inside methods, not by building a client
+    "websockets.exceptions", "deepgram.core.api_error", "deepgram.listen.v1.types",
+    "elevenlabs", "elevenlabs.core.api_error", "openai.types.chat",
 )
 
 
+def _providers() -> list[tuple[str, Callable[[], Any]]]:
+    from .deepgram_stt import DeepgramSTT
+    from .elevenlabs_tts import ElevenLabsTTS
+    from .openai_llm import OpenAILLM
+    from .openai_stt import OpenAISTT
+    from .openai_tts import OpenAITTS
+
+    return [
+        ("deepgram", lambda: DeepgramSTT(api_key="preload").client.listen.v1),
+        ("elevenlabs", lambda: ElevenLabsTTS(api_key="preload").client.text_to_speech),
+        ("openai llm", lambda: OpenAILLM(api_key="preload", model="preload").client.chat.completions),
+        ("openai stt", lambda: OpenAISTT(api_key="preload").client.audio.transcriptions),
+        ("openai tts", lambda: OpenAITTS(api_key="preload").client.audio.speech),
+    ]
+
+
 def preload() -> float:
-    """Import the SDKs (those installed) and build one throwaway client of each; returns the seconds spent.
-    Blocking: run it in a thread."""
-    from .tls import ssl_context
-
+    """Build a provider of each kind and import what they import later; returns the seconds spent. Never
+    raises (a missing SDK is imported, and fails, at the call that needs it). Blocking: run it in a thread."""
     t0 = time.perf_counter()
-    for name in MODULES:
+    for name, build in _providers():
         try:
-            importlib.import_module(name)
+            build()
+        except Exception as exc:
+            log.debug("%s preload: %s", name, exc)
+    for module in MODULES:
+        try:
+            importlib.import_module(module)
         except ImportError:
-            log.debug("provider SDK module %s is not installed", name)
-    try:
-        ssl_context()  # the CA bundle, parsed once for every client
-    except Exception as exc:
-        log.debug("TLS context preload: %s", exc)
-    try:
-        import openai
-
-        client = openai.AsyncOpenAI(api_key="preload", base_url="http://127.0.0.1:9/v1")
-        _ = client.chat.completions, client.audio.speech, client.audio.transcriptions
-    except Exception as exc:  # never fatal: the first call imports what is missing
-        log.debug("openai preload: %s", exc)
-    try:
-        from deepgram import AsyncDeepgramClient
-
-        _ = AsyncDeepgramClient(api_key="preload").listen.v1
-    except Exception as exc:
-        log.debug("deepgram preload: %s", exc)
-    try:
-        from elevenlabs.client import AsyncElevenLabs
-
-        _ = AsyncElevenLabs(api_key="preload").text_to_speech
-    except Exception as exc:
-        log.debug("elevenlabs preload: %s", exc)
+            log.debug("provider SDK module %s is not installed", module)
     return time.perf_counter() - t0

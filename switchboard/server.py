@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import logging
 import os
 import signal
@@ -231,6 +232,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    # `kill -USR1 PID` writes every thread's stack to stderr (a server that will not stop, or stalls)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     log.info("data directory: %s", settings.data_dir)
     runner: web.AppRunner | None = None
     try:

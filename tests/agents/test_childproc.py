@@ -32,6 +32,11 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _program(pid: int) -> str:
+    with open(f"/proc/{pid}/cmdline") as f:
+        return os.path.basename(f.read().split("\0")[0])
+
+
 def test_a_helper_child_dies_when_its_parent_is_killed(tmp_path) -> None:
     script = tmp_path / "parent.py"
     script.write_text(PARENT)
@@ -75,8 +80,11 @@ def test_a_tied_program_ignores_ctrl_c_and_dies_with_the_server(tmp_path) -> Non
         # a terminal's Ctrl-C goes to the foreground process group: the program is not in the server's
         assert os.getpgid(child) != os.getpgid(parent.pid), "a terminal's Ctrl-C would reach the program"
         deadline = time.monotonic() + 10
-        while "sleep" not in open(f"/proc/{child}/cmdline").read() and time.monotonic() < deadline:  # noqa: SIM115
-            time.sleep(0.01)  # setpriv has exec'd the program itself
+        # setpriv has set its death signal and exec'd the program itself (its own argv names "sleep" too: wait
+        # for the program's, or a kill -9 can come before setpriv asked for the signal)
+        while _program(child) != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _program(child) == "sleep"
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         deadline = time.monotonic() + 10

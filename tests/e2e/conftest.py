@@ -208,8 +208,15 @@ class Server:
                 os.killpg(self.proc.pid, signal.SIGKILL)
 
     def wait_exit(self, timeout: float) -> int:
+        """The server's exit code; if it has not exited in ``timeout`` seconds, a failure that shows its log
+        and where every thread of it is (the server dumps its stacks on SIGUSR1)."""
         assert self.proc is not None
-        return self.proc.wait(timeout)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)
+            time.sleep(2)
+            raise AssertionError(f"the server did not exit in {timeout:.0f} s:\n{self.logs(tail=400)}") from None
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

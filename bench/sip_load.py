@@ -68,6 +68,7 @@ SCENARIO = ROOT / "tests" / "support" / "scenarios" / "uac_tone.xml"
 PERIOD = 0.020
 SETTLE = 1.0  # s after the N-th call is on the tick before the steady window opens
 TAIL = 4.0  # s of hold after the steady window closes, before the first BYE
+RAMP_QUIET = 2.0  # s without a new call on the tick after the ramp's nominal end: the rest were refused
 LISTEN_SECONDS = 4.0  # the caller listens this long between sentences (the agent answers meanwhile)
 SENTENCES = [
     "Hello, I would like to book a table for two people tomorrow evening.",
@@ -502,7 +503,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
     n, seconds = share(args, index), args.seconds
     res.calls = n
     ramp = n / args.rate
-    hold_ms = int((ramp + SETTLE + seconds + TAIL) * 1000)
+    hold_ms = int((ramp + RAMP_QUIET + SETTLE + seconds + TAIL) * 1000)
     wdir = tmp / f"worker{index}"
     wdir.mkdir(exist_ok=True)
     (wdir / wav.name).symlink_to(wav)
@@ -556,8 +557,9 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
             pass
         r0 = await asyncio.to_thread(probe.snap)
 
-        # 3. ramp: until all N calls are on the media tick (or sipp ends / the ramp overruns)
-        await poll(lambda: len(tel.media.legs) >= n or sipp.returncode is not None, ramp + 30)
+        # 3. ramp: until all N calls are on the media tick, or sipp has placed them all and no more come up
+        # (admission refused the rest: the steady window then still gets its full length), or sipp ends
+        await ramp_done(lambda: len(tel.media.legs), n, ramp, lambda: sipp.returncode is not None)
         res.all_up = len(tel.media.legs) >= n
         await asyncio.sleep(SETTLE)
         r1 = await asyncio.to_thread(probe.snap)
@@ -633,6 +635,22 @@ async def poll(done: Any, limit: float) -> bool:
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+async def ramp_done(up: Any, n: int, ramp: float, ended: Any) -> None:
+    """Wait until ``up()`` reaches ``n``, or the nominal ramp is over and ``up()`` has not grown for
+    RAMP_QUIET seconds, or ``ended()``; at most ``ramp + RAMP_QUIET + 30`` seconds (the calls hold for
+    ``ramp + SETTLE + seconds + TAIL + RAMP_QUIET``: a window that opens at the quiet end still runs in full)."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    last, grew = up(), start
+    while up() < n and not ended() and loop.time() - start < ramp + RAMP_QUIET + 30:
+        await asyncio.sleep(0.05)
+        now, count = loop.time(), up()
+        if count != last:
+            last, grew = count, now
+        elif now - start >= ramp and now - grew >= RAMP_QUIET:
+            return
 
 
 def read_sipp_stats(path: Path) -> dict[str, str]:

@@ -29,9 +29,11 @@ from store.migrate import migrate
 from .bootstrap import FirstStart, ensure_demo
 from .calls import OfflineCalls, events
 from .config import Settings
+from .tasks import where
 
 log = logging.getLogger(__name__)
 FIRST_START = web.AppKey("first_start", FirstStart)
+POOL_CLOSE_SECONDS = 10.0
 TELEPHONY: web.AppKey[Any] = web.AppKey("telephony")
 PLATFORM: web.AppKey[Any] = web.AppKey("platform")
 JANITOR: web.AppKey[Any] = web.AppKey("recording_janitor")
@@ -65,7 +67,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
                 app[FIRST_START] = await ensure_demo(conn)
         app[POOL] = pool
         yield
-        await pool.close()
+        await close_pool(pool)
 
     async def voices(app: web.Application) -> AsyncIterator[None]:
         app[VOICES] = await asyncio.get_running_loop().run_in_executor(None, VoiceCatalog.load_local)
@@ -102,6 +104,8 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
             app[HEALTH_CHECKS]["sip_capacity"] = lambda: tel.engine.stats().orphans_pending == 0
             app[HEALTH_CHECKS]["realtime"] = lambda: not tel.overload.degraded
+            # down from the SIGTERM on: a balancer in front sends new calls to another worker while this one drains
+            app[HEALTH_CHECKS]["accepting_calls"] = lambda: tel.accepting
             yield
         finally:
             await tel.stop()
@@ -232,8 +236,11 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    # `kill -USR1 PID` writes every thread's stack to stderr (a server that will not stop, or stalls)
-    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # `kill -USR1 PID` writes every thread's stack to stderr at once (faulthandler: even when the loop is stuck),
+    # then, from the loop, what each of its tasks is waiting for (a server that will not stop, or stalls)
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGUSR1, _log_tasks)
+    faulthandler.register(signal.SIGUSR1, all_threads=True, chain=True)
     log.info("data directory: %s", settings.data_dir)
     runner: web.AppRunner | None = None
     try:
@@ -257,6 +264,24 @@ async def serve(settings: Settings) -> None:
         finally:
             await loop.run_in_executor(None, close_helpers)
     log.info("stopped")
+
+
+async def close_pool(pool: Any, grace: float = POOL_CLOSE_SECONDS) -> None:
+    """Close the database pool; a connection still held after ``grace`` seconds (by a task that outlived its
+    owner's stop) is logged with the tasks still running, and the pool terminated: a stop must not hang."""
+    try:
+        await asyncio.wait_for(pool.close(), grace)
+    except TimeoutError:
+        log.error("database connections still in use %g s into the stop: closing them", grace)
+        _log_tasks()
+        pool.terminate()
+
+
+def _log_tasks() -> None:
+    tasks = asyncio.all_tasks()
+    lines = [f"{len(tasks)} task(s) on the event loop:"]
+    lines += [f"  {task.get_name()}: {where(task)}" for task in tasks]
+    log.warning("\n".join(lines))
 
 
 def close_helpers() -> None:

@@ -133,12 +133,16 @@ async def test_sigterm_drains_refuses_new_calls_and_exits_zero(server_factory: C
     try:
         seen = await srv.call_ids()
         srv.signal(signal.SIGTERM)
-        deadline = time.monotonic() + 5
-        while True:  # the signal is handled asynchronously
-            code, body = await srv.api("POST", "/calls", {"to_number": "sip:x@127.0.0.1:9", "agent_id": agent_id})
-            if code == 503 or time.monotonic() > deadline:
+        # the signal is handled asynchronously: /health says when the worker drains (a call POSTed before that
+        # is accepted and dialled, and the drain waits for it: to port 9 that is the 32 s INVITE timeout)
+        deadline = time.monotonic() + 10
+        while True:
+            code, body = await srv.api("GET", "/health")
+            if body["data"]["checks"].get("accepting_calls") == "down" or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
+        assert (code, body["data"]["status"], body["data"]["checks"]["accepting_calls"]) == (503, "degraded", "down")
+        code, body = await srv.api("POST", "/calls", {"to_number": "sip:x@127.0.0.1:9", "agent_id": agent_id})
         assert code == 503, body
         assert body["error"]["message"]
 

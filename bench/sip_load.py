@@ -308,6 +308,10 @@ def _thread_group(main: bool, name: str | None, comm: str) -> str:
         return "baresip per-call audio"
     if name is not None and name.startswith("stt"):
         return "speech-to-text (pocketsphinx)"
+    if name is not None and name.startswith("media-vad"):
+        return "VAD (Silero, batched)"
+    if name == "recording-writer":
+        return "recordings"
     if name is not None and name.startswith(("ThreadPoolExecutor", "asyncio")):
         return "executors"
     return "other"

@@ -24,6 +24,9 @@ from media.ring import AudioRing
 from media.vad import WINDOW, SileroModel, VadBank
 
 FRAME_MS = 20
+# A window below this level (int16 RMS; 32 ≈ -60 dBFS, a quiet line's noise floor) is silence: the model does not
+# run on it. Its probability is 0 and its stream's model state starts afresh, as a new stream's does.
+SILENT_RMS = 32.0
 
 
 def vad_rate(line_rate: int) -> int:
@@ -101,13 +104,29 @@ class VadJob:
     work: list[_BankWork]
 
     def run(self) -> None:
+        """Per round, the model runs on the windows with sound in them only: a caller who listens in silence
+        (most of a call) costs no inference. A silent window's stream keeps its context (the window's tail,
+        for the next window) and gets a zero state."""
         for w in self.work:
             w.rms = np.sqrt(np.mean(np.square(w.windows, dtype=np.float32), axis=-1))
+            context = w.ctx.shape[1]
             for r in range(int(w.counts.max())):
                 rows = np.flatnonzero(w.counts > r)
-                probs, state, ctx = w.bank.run_detached(w.state[:, rows], w.ctx[rows], w.windows[rows, r])
-                w.state[:, rows] = state
-                w.ctx[rows] = ctx
+                sound = w.rms[rows, r] >= SILENT_RMS
+                if sound.all():  # the common case while callers talk: as if there were no gate
+                    probs, w.state[:, rows], w.ctx[rows] = w.bank.run_detached(w.state[:, rows], w.ctx[rows],
+                                                                               w.windows[rows, r])
+                    w.probs.append(probs)
+                    continue
+                probs = np.zeros(len(rows), np.float32)
+                live, quiet = rows[sound], rows[~sound]
+                if len(live):
+                    probs[sound], state, ctx = w.bank.run_detached(w.state[:, live], w.ctx[live], w.windows[live, r])
+                    w.state[:, live] = state
+                    w.ctx[live] = ctx
+                if len(quiet):
+                    w.state[:, quiet] = 0.0
+                    w.ctx[quiet] = w.windows[quiet, r, -context:] * np.float32(1.0 / 32768.0)
                 w.probs.append(probs)
 
     def __bool__(self) -> bool:
@@ -123,8 +142,9 @@ class MediaTick:
         self.max_frames_per_tick = max_frames_per_tick
         self._streams: dict[Hashable, MediaStream] = {}
         self.ticks = 0
-        self.vad_runs = 0
-        self.vad_windows = 0
+        self.vad_runs = 0  # batched rounds (one model run per rate, unless all its windows were silent)
+        self.vad_windows = 0  # windows analysed
+        self.vad_silent = 0  # of those, silent: no model run (SILENT_RMS)
 
     # -- streams ---------------------------------------------------------------------------------------
     def add_stream(
@@ -240,7 +260,9 @@ class MediaTick:
                 self.vad_runs += 1
                 self.vad_windows += len(rows)
                 assert work.rms is not None  # set by VadJob.run, with the probabilities
-                levels = work.rms[rows, r].tolist()
+                level_array = work.rms[rows, r]
+                self.vad_silent += int(np.count_nonzero(level_array < SILENT_RMS))
+                levels = level_array.tolist()
                 for i, p, level in zip(rows.tolist(), probs.tolist(), levels, strict=True):
                     if not live[i]:
                         continue

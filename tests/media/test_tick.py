@@ -139,3 +139,32 @@ def test_rates_the_model_lacks_are_resampled_to_16k(tick_model, speech_8k):
     assert s.speech.available == len(ref) == 1600
     np.testing.assert_array_equal(s.speech.peek(1600), ref)
     assert s.samples_analysed == 3 * 512
+
+
+def test_the_model_does_not_run_on_silent_windows(tick_model, speech_8k):
+    """A caller listening on a quiet line (noise at -66 dBFS) costs no inference; speech after it is detected
+    as on a fresh stream, and the probabilities of the silent windows are 0."""
+    tick = MediaTick(tick_model)
+    rng = np.random.default_rng(3)
+    quiet = rng.normal(0, 16, 8000 * 3).astype(np.int16)
+    feeds = {"quiet": np.tile(quiet, 3), "talks": np.concatenate([quiet, speech_8k, quiet])}
+    for key in feeds:
+        tick.add_stream(key, in_rate=8000, config=EndpointingConfig(start_ms=200, stop_ms=600))
+    runs = tick_model.runs
+    at_3s = {}
+
+    def note(k, now):
+        if k == 149:  # 3 s in: both lines quiet so far
+            at_3s.update(runs=tick_model.runs, silent=tick.vad_silent, windows=tick.vad_windows)
+
+    events = run(tick, feeds, 9.0, on_tick=note)
+    assert at_3s["runs"] == runs and at_3s["silent"] == at_3s["windows"] > 0  # no model run at all
+    assert tick_model.runs > runs  # the speech was analysed
+    assert [e for e in events if e[0] == "quiet"] == []
+    kinds = [kind for key, kind, _, _ in events if key == "talks"]
+    assert kinds[0] is TurnEventKind.USER_STARTED_SPEAKING and kinds[-1] is TurnEventKind.USER_STOPPED_SPEAKING
+    voiced = np.flatnonzero(np.abs(speech_8k) > 1000)
+    start = next(ev for key, kind, _, ev in events if kind is TurnEventKind.USER_STARTED_SPEAKING)
+    assert start.speech_start == pytest.approx(3.0 + voiced[0] / 8000, abs=0.15)
+    slot = tick.stream("talks").slot
+    assert not tick.banks[8000]._state[:, slot].any()  # back in the quiet: a fresh model state

@@ -10,8 +10,9 @@ Two measurements decide:
 of the timer's wake-ups came more than a frame (20 ms) late — frames are slipping — or speech-to-text is
 overloaded. `admit()` (the inbound path asks before answering a new call) refuses earlier than frames slip:
 when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 ms: three quarters of a
-frame) late while calls are up and one of them within the last second (a blip that has passed does not refuse
-calls for the rest of the window; an idle worker's late wake-ups — start-up, warm-up — protect no audio), or
+frame) late while calls are up, and one of them within the last second or in three different seconds of the
+window (a blip that has passed does not refuse calls for the rest of the window, lateness that keeps coming
+back does; an idle worker's late wake-ups — start-up, warm-up — protect no audio), or
 the worker already has ``max_calls`` calls. An overloaded recogniser degrades speech-to-text (phrase grammar
 only, then shed turns, all counted) and marks the worker degraded, but does not refuse calls whose audio
 the worker can carry: ``SWITCHBOARD_ADMISSION=stt`` refuses then too (accuracy before capacity).
@@ -37,7 +38,8 @@ from agents.stt_load import ATTRIBUTE, SttLoad, load_of
 log = logging.getLogger(__name__)
 
 PERIOD = 0.020
-RECENT_S = 1.0  # a refusal also needs a late step this recently: the lateness is still going on
+RECENT_S = 1.0  # a refusal also needs a late step this recently: the lateness is still going on...
+RECURRING_SECONDS = 3  # ...or late steps in this many different seconds of the window: it keeps coming back
 
 
 class Overload:
@@ -136,9 +138,15 @@ class Overload:
             return f"{self.active_calls()} calls up (limit {self.max_calls})"
         share = self.late_share_over(self.refuse_ms)
         idle = self.active_calls is not None and self.active_calls() == 0
-        recent = list(self._lateness)[-int(RECENT_S / PERIOD):]
-        ongoing = any(x > self.refuse_ms for x in recent)  # a blip that has passed does not refuse for the window
-        if share > self.late_share and ongoing and not idle:  # with no call up there is no audio to protect
+        lateness = list(self._lateness)
+        per_second = int(RECENT_S / PERIOD)
+        ongoing = any(x > self.refuse_ms for x in lateness[-per_second:])
+        # a blip that has passed does not refuse calls for the rest of the window, but lateness that keeps coming
+        # back (late steps in RECURRING_SECONDS of the window's seconds) is load, not a blip: refuse on
+        seconds_late = sum(1 for i in range(0, len(lateness), per_second)
+                           if any(x > self.refuse_ms for x in lateness[i:i + per_second]))
+        recurring = seconds_late >= RECURRING_SECONDS
+        if share > self.late_share and (ongoing or recurring) and not idle:  # no call up: no audio to protect
             return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
                     f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
         if self.refuse_on_stt and self.stt_overloaded:

@@ -200,3 +200,21 @@ def test_a_passed_blip_does_not_refuse_calls_for_the_whole_window():
         overload.record_lateness(1.0)
     assert overload.late_share_over(15) > 0.01  # still in the window...
     assert overload.admit()  # ...but over: the call is taken
+
+
+def test_lateness_that_keeps_coming_back_refuses_calls_after_each_blip_has_passed():
+    """Talking callers on a saturated worker: a few late steps every second or so. Each burst passes within a
+    second, but they recur: that is load, and new calls stay refused between the bursts."""
+    overload = Overload(None, refuse_ms=15, late_share=0.01, window_s=5, admission=True, active_calls=lambda: 40)
+    for _ in range(3):
+        for _ in range(48):
+            overload.record_lateness(1.0)
+        for _ in range(2):
+            overload.record_lateness(30.0)
+    for _ in range(50):  # the last second on time
+        overload.record_lateness(1.0)
+    assert not overload.admit() and "late" in (overload.refusal_reason() or "")
+    for _ in range(100):  # two more seconds on time: two late seconds left in the window (1.6 % of its steps)
+        overload.record_lateness(1.0)
+    assert overload.late_share_over(15) > 0.01
+    assert overload.admit()

@@ -94,6 +94,7 @@ class _BankWork:
     ctx: np.ndarray
     probs: list[np.ndarray] = field(default_factory=list)  # per round, for the streams with counts > round
     rms: np.ndarray | None = None  # (streams, max(counts)) each window's level: the endpointer times silences by it
+    silent: int = 0  # windows under SILENT_RMS: no model run
 
 
 @dataclass(slots=True)
@@ -113,20 +114,15 @@ class VadJob:
             for r in range(int(w.counts.max())):
                 rows = np.flatnonzero(w.counts > r)
                 sound = w.rms[rows, r] >= SILENT_RMS
-                if sound.all():  # the common case while callers talk: as if there were no gate
-                    probs, w.state[:, rows], w.ctx[rows] = w.bank.run_detached(w.state[:, rows], w.ctx[rows],
-                                                                               w.windows[rows, r])
-                    w.probs.append(probs)
-                    continue
                 probs = np.zeros(len(rows), np.float32)
                 live, quiet = rows[sound], rows[~sound]
                 if len(live):
-                    probs[sound], state, ctx = w.bank.run_detached(w.state[:, live], w.ctx[live], w.windows[live, r])
-                    w.state[:, live] = state
-                    w.ctx[live] = ctx
+                    probs[sound], w.state[:, live], w.ctx[live] = w.bank.run_detached(
+                        w.state[:, live], w.ctx[live], w.windows[live, r])
                 if len(quiet):
                     w.state[:, quiet] = 0.0
                     w.ctx[quiet] = w.windows[quiet, r, -context:] * np.float32(1.0 / 32768.0)
+                    w.silent += len(quiet)
                 w.probs.append(probs)
 
     def __bool__(self) -> bool:
@@ -255,14 +251,13 @@ class MediaTick:
                 work.bank.scatter(work.idx[live], work.state[:, live], work.ctx[live])
             window = work.bank.window
             dur = window / work.bank.sample_rate
+            self.vad_silent += work.silent
             for r, probs in enumerate(work.probs):
                 rows = np.flatnonzero(work.counts > r)
                 self.vad_runs += 1
                 self.vad_windows += len(rows)
                 assert work.rms is not None  # set by VadJob.run, with the probabilities
-                level_array = work.rms[rows, r]
-                self.vad_silent += int(np.count_nonzero(level_array < SILENT_RMS))
-                levels = level_array.tolist()
+                levels = work.rms[rows, r].tolist()
                 for i, p, level in zip(rows.tolist(), probs.tolist(), levels, strict=True):
                     if not live[i]:
                         continue

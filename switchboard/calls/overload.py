@@ -136,16 +136,14 @@ class Overload:
     def refusal_reason(self) -> str | None:
         if self.max_calls is not None and self.active_calls is not None and self.active_calls() >= self.max_calls:
             return f"{self.active_calls()} calls up (limit {self.max_calls})"
-        share = self.late_share_over(self.refuse_ms)
+        late = [x > self.refuse_ms for x in self._lateness]
+        share = sum(late) / len(late) if late else 0.0
         idle = self.active_calls is not None and self.active_calls() == 0
-        lateness = list(self._lateness)
         per_second = int(RECENT_S / PERIOD)
-        ongoing = any(x > self.refuse_ms for x in lateness[-per_second:])
+        ongoing = any(late[-per_second:])
         # a blip that has passed does not refuse calls for the rest of the window, but lateness that keeps coming
         # back (late steps in RECURRING_SECONDS of the window's seconds) is load, not a blip: refuse on
-        seconds_late = sum(1 for i in range(0, len(lateness), per_second)
-                           if any(x > self.refuse_ms for x in lateness[i:i + per_second]))
-        recurring = seconds_late >= RECURRING_SECONDS
+        recurring = sum(any(late[i:i + per_second]) for i in range(0, len(late), per_second)) >= RECURRING_SECONDS
         if share > self.late_share and (ongoing or recurring) and not idle:  # no call up: no audio to protect
             return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
                     f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")

@@ -341,7 +341,7 @@ class Probe:
     pg_proc: psutil.Process | None
     sipp_proc: psutil.Process | None = None
     recording: bool = False
-    ticks: list[tuple[float, float, int, int, int, float]] = field(default_factory=list)  # lateness, busy, frames, empty, reads, cpu
+    ticks: list[list[Any]] = field(default_factory=list)  # lateness, busy, frames, empty, reads, cpu
     rss_samples: list[int] = field(default_factory=list)
 
     def snap(self) -> Snap:
@@ -353,49 +353,35 @@ class Probe:
                     _helpers(_sipp_pids(self.sipp_proc)), _tree_cpu(self.pg_proc),
                     _tree_cpu(self.sipp_proc), rss, _machine_busy(), _threads_cpu(), psutil.Process().num_threads(),
                     {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
-                                                         "busy_seconds", "max_lateness_ms")}, len(self.tel.media.legs))
+                                                         "busy_seconds", "max_lateness_ms", "vad_jobs",
+                                                         "vad_seconds")}
+                    | {"vad_dropped": float(self.tel.media.tick.vad_dropped)}, len(self.tel.media.legs))
 
     def instrument(self) -> None:
-        """Wrap MediaLoop.begin/complete (a tick's two halves on the event loop; the batched VAD runs on its
-        own thread between them) to time each tick against the loop's own 20 ms grid (see MediaLoop._run)."""
+        """Wrap MediaLoop.begin (a tick's I/O half, on the 20 ms clock: its lateness is MediaLoop's own) and
+        MediaLoop.complete (its turn-taking half, when the tick's batched VAD job is done on its own thread)
+        to record every tick: lateness, the loop thread's wall and CPU time in both halves, frames read."""
         media = self.tel.media
         begin, complete = media.begin, media.complete
         stats = media.stats
-        loop = asyncio.get_running_loop()
-        state: dict[str, float | None] = {"slot": None}
         ticks = self.ticks
-        current: list[Any] = []
 
         def timed_begin(now: float) -> Any:
-            # Mirrors MediaLoop._run: slots every PERIOD; after a tick that leaves it > 10 periods behind,
-            # the loop re-anchors its schedule at that moment (no burst).
-            t = loop.time()
-            slot = state["slot"]
-            lateness = 0.0 if slot is None else max(0.0, t - slot)
-            state["slot"] = t if slot is None else slot
-            current.clear()
             if not self.recording:
                 return begin(now)
             f0, e0, r0 = stats.rx_frames, stats.rx_empty, stats.rx_reads
             c0, u0 = time.perf_counter(), time.thread_time()
             job = begin(now)
-            current.extend([lateness, time.perf_counter() - c0, stats.rx_frames - f0, stats.rx_empty - e0,
-                            stats.rx_reads - r0, time.thread_time() - u0])
+            ticks.append([media.lateness_ms / 1000, time.perf_counter() - c0, stats.rx_frames - f0,
+                          stats.rx_empty - e0, stats.rx_reads - r0, time.thread_time() - u0])
             return job
 
         def timed_complete(job: Any) -> None:
             c0, u0 = time.perf_counter(), time.thread_time()
             complete(job)
-            if current:  # loop-thread time of both halves (the VAD thread's own time is not the loop's)
-                current[1] += time.perf_counter() - c0
-                current[5] += time.thread_time() - u0
-                ticks.append(tuple(current))
-                current.clear()
-            slot = state["slot"]
-            assert slot is not None
-            nxt = slot + PERIOD
-            t_end = loop.time()
-            state["slot"] = t_end if t_end - nxt > 10 * PERIOD else nxt
+            if self.recording and ticks:  # counted with the latest tick (the job's own, or one after it)
+                ticks[-1][1] += time.perf_counter() - c0
+                ticks[-1][5] += time.thread_time() - u0
 
         media.begin = timed_begin  # type: ignore[method-assign]
         media.complete = timed_complete  # type: ignore[method-assign]
@@ -440,7 +426,7 @@ class Result:
     steady: tuple[Snap, Snap] | None = None
     steady_calls: int = 0
     all_up: bool = False
-    ticks: list[tuple[float, float, int, int, int]] = field(default_factory=list)
+    ticks: list[list[Any]] = field(default_factory=list)  # Probe.ticks
     rss_steady: list[int] = field(default_factory=list)
     peak_rss_kib: int = 0
     health: dict[str, int] = field(default_factory=dict)
@@ -773,7 +759,7 @@ def report(res: Result) -> None:
     nt = int(m1["ticks"] - m0["ticks"])
     print(f"tick     {nt} ticks in the window (expected {steady_w / PERIOD:.0f}); "
           f"late (> 20 ms after slot): {int(m1['late_ticks'] - m0['late_ticks'])} by MediaLoop.stats, "
-          f"{int((ticks > 20).sum())} by slot timing; lateness p50 {np.percentile(ticks, 50):.2f} / "
+          f"{int((ticks > 20).sum())} of the ticks recorded; lateness p50 {np.percentile(ticks, 50):.2f} / "
           f"p99 {np.percentile(ticks, 99):.2f} / max {ticks.max():.2f} ms "
           f"(MediaLoop.stats max_lateness_ms over the run {res.steady[1].media.get('max_lateness_ms', 0) or 0:.1f})")
     print(f"         tick busy p50 {np.percentile(busy, 50):.2f} / p99 {np.percentile(busy, 99):.2f} / "
@@ -781,6 +767,10 @@ def report(res: Result) -> None:
           f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, loop-thread wall time in both halves of a tick; the batched VAD runs on its own thread)")
     print(f"         tick CPU p50 {np.percentile(cpu, 50):.2f} / p99 {np.percentile(cpu, 99):.2f} ms (the event loop "
           f"thread's own CPU inside steps; wall − CPU = waiting for a core or the GIL)")
+    jobs = m1["vad_jobs"] - m0["vad_jobs"]
+    print(f"VAD      {jobs:.0f} batched jobs in the window, tick → results applied mean "
+          f"{(m1['vad_seconds'] - m0['vad_seconds']) / max(jobs, 1) * 1000:.2f} ms (the ticks do not wait for them); "
+          f"audio left unanalysed (VAD a second behind) {(m1['vad_dropped'] - m0['vad_dropped']) / 8000:.2f} s")
 
     sent = calls * steady_w / PERIOD
     frames = sum(t[2] for t in res.ticks)

@@ -27,6 +27,10 @@ FRAME_MS = 20
 # A window below this level (int16 RMS; 32 ≈ -60 dBFS, a quiet line's noise floor) is silence: the model does not
 # run on it. Its probability is 0 and its stream's model state starts afresh, as a new stream's does.
 SILENT_RMS = 32.0
+# How far the VAD may fall behind the line (while its job runs on another thread, the tick goes on reading audio).
+# Past it the oldest waiting windows go unanalysed: the stream's audio clock steps over them (counted in
+# `MediaStream.vad_dropped`, `MediaTick.vad_dropped`); speech-to-text still gets every sample.
+VAD_BACKLOG_MS = 1000
 
 
 def vad_rate(line_rate: int) -> int:
@@ -70,8 +74,26 @@ class MediaStream:
         self.response_active = False  # set by the runtime while a reply is being produced/spoken
         self.tx_played = 0  # agent samples handed to the engine
         self.tx_flushed = 0  # agent samples discarded by barge-in
-        self._pending = np.zeros(self.window + 8 * self.speech_rate * FRAME_MS // 1000, np.int16)
+        # audio waiting for the VAD: whole windows while a VAD job is in flight (bounded: VAD_BACKLOG_MS)
+        self._pending = np.zeros(self.window + VAD_BACKLOG_MS * self.speech_rate // 1000, np.int16)
         self._npending = 0
+        self._taken = 0  # of those, the samples at the front that the VAD job in flight has
+        self._gap = 0  # samples dropped right after them: the clock steps over them when that job is done
+        self.vad_dropped = 0  # samples the VAD never analysed: its backlog was full
+
+    def drop_oldest(self, need: int) -> int:
+        """Make room for `need` samples in the VAD backlog: the oldest whole windows not in the job in flight
+        go unanalysed, and the stream's audio clock steps over them. Returns the samples dropped."""
+        n, taken, w = self._npending, self._taken, self.window
+        drop = min(n - taken, -(-need // w) * w)
+        self._pending[taken : n - drop] = self._pending[taken + drop : n]
+        self._npending = n - drop
+        if taken:
+            self._gap += drop  # the job in flight has the windows before them: the clock steps when it is done
+        else:
+            self.samples_analysed += drop
+        self.vad_dropped += drop
+        return drop
 
     @property
     def agent_speaking(self) -> bool:
@@ -141,6 +163,7 @@ class MediaTick:
         self.vad_runs = 0  # batched rounds (one model run per rate, unless all its windows were silent)
         self.vad_windows = 0  # windows analysed
         self.vad_silent = 0  # of those, silent: no model run (SILENT_RMS)
+        self.vad_dropped = 0  # samples left unanalysed: a stream's VAD backlog was full (VAD_BACKLOG_MS)
 
     # -- streams ---------------------------------------------------------------------------------------
     def add_stream(
@@ -192,12 +215,20 @@ class MediaTick:
         return self.finish(job)
 
     def prepare(self, now: float) -> VadJob:
-        """The tick's first half, on the owner's thread: new inbound frames into each stream's speech ring
-        and VAD buffer; returns the VAD work as a `VadJob` detached from the streams (copies), which may run
-        on another thread while the owner goes on; `finish(job)` then applies its results."""
+        """The tick's first half, on the owner's thread: `take_inbound`, then `vad_job`."""
+        self.take_inbound(now)
+        return self.vad_job()
+
+    def take_inbound(self, now: float) -> None:
+        """New inbound frames into each stream's speech ring and VAD backlog."""
         self.ticks += 1
         with single_threaded_blas():
             self._take_inbound()
+
+    def vad_job(self) -> VadJob:
+        """The VAD work waiting (every stream's whole windows) as a `VadJob` detached from the streams
+        (copies), which may run on another thread while the owner goes on; `finish(job)` then applies its
+        results. One job at a time: the next is taken after that `finish` (the model state goes with it)."""
         job = VadJob([])
         for rate, bank in self.banks.items():
             ready = [s for s in self._streams.values() if s.speech_rate == rate and s._npending >= s.window]
@@ -208,6 +239,7 @@ class MediaTick:
             windows = np.zeros((len(ready), int(counts.max()), window), np.int16)
             for i, (st, k) in enumerate(zip(ready, counts.tolist(), strict=True)):
                 windows[i, :k] = st._pending[: k * window].reshape(k, window)
+                st._taken = k * window
             idx = np.array([st.slot for st in ready], np.intp)
             state, ctx = bank.gather(idx)
             job.work.append(_BankWork(bank, ready, idx, counts, windows, state, ctx))
@@ -235,6 +267,13 @@ class MediaTick:
                     frames = process_many([s.resampler for s in group], frames)  # type: ignore[misc]
                 for s, pcm in zip(group, frames, strict=True):
                     s.speech.write(pcm)
+                    if s._npending + len(pcm) > len(s._pending):  # the VAD is VAD_BACKLOG_MS behind
+                        self.vad_dropped += s.drop_oldest(s._npending + len(pcm) - len(s._pending))
+                        if s._npending + len(pcm) > len(s._pending):  # the job in flight has it all: so
+                            s._gap += len(pcm)  # this frame goes unanalysed too (_taken > 0 here)
+                            s.vad_dropped += len(pcm)
+                            self.vad_dropped += len(pcm)
+                            continue
                     n = s._npending
                     s._pending[n : n + len(pcm)] = pcm
                     s._npending = n + len(pcm)
@@ -272,6 +311,10 @@ class MediaTick:
                             self.flush_tx(s.key)
                             s.response_active = False
                         events.append(StreamEvent(s.key, ev))
+            for s, alive in zip(work.streams, live.tolist(), strict=True):
+                if alive:  # the job's windows are consumed; windows dropped after them are stepped over
+                    s.samples_analysed += s._gap
+                    s._gap = s._taken = 0
         return events
 
     # -- transmit side ---------------------------------------------------------------------------------

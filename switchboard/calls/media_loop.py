@@ -4,10 +4,11 @@ batched VAD and turn-taking, playout rings → engine PCM out with bounded trans
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,9 @@ class MediaStats:
     rx_frames: int = 0  # 20 ms frames received
     rx_empty: int = 0  # stream-ticks that found no new audio
     busy_seconds: float = 0.0  # time spent inside ticks
+    vad_jobs: int = 0  # batched VAD jobs applied
+    vad_seconds: float = 0.0  # their time from the tick that took them to their results applied
+    vad_max_ms: float = 0.0
 
 
 @dataclass
@@ -55,13 +59,19 @@ class Leg:
 
 
 class MediaLoop:
-    def __init__(self, tick: MediaTick | None = None, *, media_timeout: float = 30.0) -> None:
+    def __init__(self, tick: MediaTick | None = None, *, media_timeout: float = 30.0,
+                 vad_executor: Executor | None = None) -> None:
+        """``vad_executor``: where the batched VAD runs (default: a thread of the loop's own, started and
+        shut down with it); one job at a time is given to it."""
         self.tick = tick or MediaTick()
+        self._vad_executor = vad_executor
         self.media_timeout = media_timeout
         self.legs: dict[Hashable, Leg] = {}
         self.stats = MediaStats()
         self._tasks = TaskSet()
         self.on_lateness: Callable[[float], None] | None = None  # ms each step started after its slot
+        self.lateness_ms = 0.0  # the current (or last) step's
+        self._vad_running: asyncio.Future[None] | None = None
 
     # -- legs ------------------------------------------------------------------------------------------
     def add(self, key: Hashable, call: CallLeg, *, recorder: StereoRecorder | None,
@@ -112,7 +122,7 @@ class MediaLoop:
         period = FRAME_MS / 1000
         loop = asyncio.get_running_loop()
         next_at = loop.time()
-        vad = ThreadPoolExecutor(1, thread_name_prefix="media-vad")
+        vad = self._vad_executor or ThreadPoolExecutor(1, thread_name_prefix="media-vad")
         try:
             while True:
                 next_at += period
@@ -126,32 +136,53 @@ class MediaLoop:
                         next_at = loop.time()
                 self.stats.late_ticks += lateness > period
                 self.stats.max_lateness_ms = max(self.stats.max_lateness_ms, lateness * 1000)
+                self.lateness_ms = lateness * 1000
                 if self.on_lateness is not None:
-                    self.on_lateness(lateness * 1000)
+                    self.on_lateness(self.lateness_ms)
                 started = time.perf_counter()
                 try:
                     job = self.begin(time.monotonic())
-                    if job:  # the batched VAD runs on its own thread: the loop serves calls meanwhile
-                        self.stats.busy_seconds += time.perf_counter() - started
-                        await loop.run_in_executor(vad, job.run)
-                        started = time.perf_counter()
-                    self.complete(job)
+                    if job:  # the batched VAD runs on its own thread; the next ticks do not wait for it
+                        running = loop.run_in_executor(vad, job.run)
+                        self._vad_running = running
+                        running.add_done_callback(functools.partial(self._vad_done, job, started))
                 except Exception:
                     log.exception("media tick failed")
                 self.stats.busy_seconds += time.perf_counter() - started
         finally:
-            vad.shutdown(wait=True, cancel_futures=True)
+            self._vad_running = None  # a job still running is not applied
+            if vad is not self._vad_executor:
+                vad.shutdown(wait=True, cancel_futures=True)
+
+    def _vad_done(self, job: VadJob, taken: float, running: asyncio.Future[None]) -> None:
+        if running is not self._vad_running:
+            return  # the tick stopped meanwhile
+        self._vad_running = None
+        started = time.perf_counter()
+        try:
+            running.result()
+            self.complete(job)
+        except Exception:
+            log.exception("media tick's VAD failed")
+        done = time.perf_counter()
+        stats = self.stats
+        stats.busy_seconds += done - started
+        stats.vad_jobs += 1
+        stats.vad_seconds += done - taken
+        stats.vad_max_ms = max(stats.vad_max_ms, (done - taken) * 1000)
 
     def step(self, now: float) -> None:
         """One 20 ms step for every leg, all on the calling thread (public so tests can drive it on a
-        virtual clock); the running loop splits it around the VAD (`begin`, the job, `complete`)."""
+        virtual clock). The running loop splits it: `begin` on the 20 ms clock, the VAD job on its own
+        thread, `complete` when the job is done, while the next ticks' `begin` go on reading and sending."""
         job = self.begin(now)
         job.run()
         self.complete(job)
 
     def begin(self, now: float) -> VadJob:
         """The tick's I/O half: every leg's received PCM in (and to its recording), the caller's audio
-        handed to speech-to-text, every leg's transmit buffer topped up; returns the VAD work."""
+        handed to speech-to-text, every leg's transmit buffer topped up; returns the VAD work waiting (none
+        while the last job is still running: its windows then wait, bounded, for the next one)."""
         stats = self.stats
         stats.ticks += 1
         for leg in self.legs.values():
@@ -168,7 +199,8 @@ class MediaLoop:
                 if not leg.timed_out and leg.media_timeout and now - leg.last_rx > leg.media_timeout:
                     leg.timed_out = True
                     leg.on_media_timeout()
-        job = self.tick.prepare(now)
+        self.tick.take_inbound(now)
+        job = self.tick.vad_job() if self._vad_running is None else VadJob([])
         for leg in self.legs.values():
             if leg.on_speech is not None:
                 ring = self.tick.stream(leg.key).speech

@@ -13,7 +13,9 @@ when more than ``late_share`` of the wake-ups came more than ``refuse_ms`` (15 m
 frame) late while calls are up, and one of them within the last second or in three different seconds of the
 window (a blip that has passed does not refuse calls for the rest of the window, lateness that keeps coming
 back does; an idle worker's late wake-ups — start-up, warm-up — protect no audio), or
-the worker already has ``max_calls`` calls. An overloaded recogniser degrades speech-to-text (phrase grammar
+the worker already has ``max_calls`` calls, or the machine's cores are ``cpu_limit`` (75 %) busy over the last
+3 s (`box_cpu.BoxCpu`: every worker on the box sees it before any of them runs late) while this worker has at
+least ``cpu_min_calls`` (10) calls up. An overloaded recogniser degrades speech-to-text (phrase grammar
 only, then shed turns, all counted) and marks the worker degraded, but does not refuse calls whose audio
 the worker can carry: ``SWITCHBOARD_ADMISSION=stt`` refuses then too (accuracy before capacity).
 ``SWITCHBOARD_ADMISSION=off`` keeps measuring but never refuses (benchmarks on a shared machine).
@@ -35,20 +37,28 @@ import numpy as np
 
 from agents.stt_load import ATTRIBUTE, SttLoad, load_of
 
+from .box_cpu import BoxCpu
+
 log = logging.getLogger(__name__)
 
 PERIOD = 0.020
 RECENT_S = 1.0  # a refusal also needs a late step this recently: the lateness is still going on...
 RECURRING_SECONDS = 3  # ...or late steps in this many different seconds of the window: it keeps coming back
+CPU_LIMIT = 0.75  # the machine's busy share (all cores, idle class not counted) at which no more calls are taken...
+CPU_MIN_CALLS = 10  # ...by a worker with at least this many calls up (a few calls do not load a box: tests, CI)
+CPU_SAMPLE_S = 1.0
 
 
 class Overload:
     def __init__(self, stt: Any = None, *, refuse_ms: float = 15.0, degraded_ms: float = 20.0,
                  late_share: float = 0.01, window_s: float = 5.0, max_calls: int | None = None,
                  active_calls: Callable[[], int] | None = None, admission: bool | None = None,
-                 refuse_on_stt: bool | None = None) -> None:
+                 refuse_on_stt: bool | None = None, cpu_limit: float | None = None,
+                 cpu_min_calls: int = CPU_MIN_CALLS, box_cpu: BoxCpu | None = None) -> None:
         """``stt``: the worker's shared local recogniser; an SttLoad is attached to it (the conversations
-        ask it before every decode) unless it carries one already."""
+        ask it before every decode) unless it carries one already. ``cpu_limit``: the machine's busy share
+        (`BoxCpu`) at which a worker with ``cpu_min_calls`` calls up takes no more (default
+        ``SWITCHBOARD_ADMIT_CPU``, 0.75; 0 = never)."""
         self.refuse_ms, self.degraded_ms, self.window_s = refuse_ms, degraded_ms, window_s
         self.late_share = late_share
         if admission is None:
@@ -70,6 +80,13 @@ class Overload:
         self.degraded_since: float | None = None
         self.degraded_seconds = 0.0  # total time spent degraded (metrics)
         self._last_log = -1e9
+        if cpu_limit is None:
+            cpu_limit = float(os.environ.get("SWITCHBOARD_ADMIT_CPU", "") or CPU_LIMIT)
+        if not 0.0 <= cpu_limit <= 1.0:
+            raise ValueError(f"SWITCHBOARD_ADMIT_CPU must be a share of all cores between 0 and 1, not {cpu_limit}")
+        self.cpu_limit, self.cpu_min_calls = cpu_limit, cpu_min_calls
+        self.box_cpu = box_cpu or BoxCpu()
+        self._cpu_task: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def start(self, *, fed_by_tick: bool = False) -> None:
@@ -80,6 +97,8 @@ class Overload:
         self.measuring = True
         if self._task is None and not fed_by_tick:
             self._task = asyncio.get_running_loop().create_task(self._probe(), name="overload-probe")
+        if self._cpu_task is None and self.cpu_limit > 0:
+            self._cpu_task = asyncio.get_running_loop().create_task(self._sample_cpu(), name="overload-box-cpu")
 
     def observe_tick(self, lateness_ms: float) -> None:
         """The media tick's lateness for one step (while measuring)."""
@@ -88,11 +107,17 @@ class Overload:
 
     async def stop(self) -> None:
         self.measuring = False
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._cpu_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._cpu_task = None
+
+    async def _sample_cpu(self) -> None:
+        while True:
+            await asyncio.to_thread(self.box_cpu.sample)  # reads /proc: off the loop
+            await asyncio.sleep(CPU_SAMPLE_S)
 
     async def _probe(self) -> None:
         loop = asyncio.get_running_loop()
@@ -147,6 +172,11 @@ class Overload:
         if share > self.late_share and (ongoing or recurring) and not idle:  # no call up: no audio to protect
             return (f"{share * 100:.1f} % of the event loop's 20 ms wake-ups over the last {self.window_s:g} s came "
                     f"> {self.refuse_ms:g} ms late (limit {self.late_share * 100:g} %)")
+        box = self.box_cpu.share
+        if (self.cpu_limit > 0 and box is not None and box >= self.cpu_limit and self.active_calls is not None
+                and self.active_calls() >= self.cpu_min_calls):
+            return (f"the machine's cores are {box * 100:.0f} % busy over the last {self.box_cpu.window_s:g} s "
+                    f"(limit {self.cpu_limit * 100:g} %; idle-class helpers not counted)")
         if self.refuse_on_stt and self.stt_overloaded:
             return "speech-to-text is overloaded (utterances shed or decoding degraded)"
         return None
@@ -174,6 +204,7 @@ class Overload:
                                  "p95": round(float(np.percentile(lat, 95)), 2) if lat else None,
                                  "max": round(max(lat), 2) if lat else None},
             "degraded_seconds": round(self.degraded_seconds, 1),
+            "box_cpu_share": None if self.box_cpu.share is None else round(self.box_cpu.share, 3),
         }
         if self.stt_load is not None:
             out["stt"] = self.stt_load.snapshot()

@@ -81,6 +81,21 @@ class MediaStream:
         self._gap = 0  # samples dropped right after them: the clock steps over them when that job is done
         self.vad_dropped = 0  # samples the VAD never analysed: its backlog was full
 
+    def to_backlog(self, pcm: np.ndarray) -> int:
+        """Queue analysed-rate audio for the VAD; returns the samples that go unanalysed to make room (the
+        backlog is VAD_BACKLOG_MS behind): the oldest whole windows not in the job in flight, or, when that job
+        has the whole backlog, this audio itself. The stream's audio clock steps over them."""
+        room = len(self._pending) - self._npending
+        dropped = self.drop_oldest(len(pcm) - room) if len(pcm) > room else 0
+        n = self._npending
+        if n + len(pcm) > len(self._pending):
+            self._gap += len(pcm)  # right after the job in flight's windows (_taken > 0 here)
+            self.vad_dropped += len(pcm)
+            return dropped + len(pcm)
+        self._pending[n : n + len(pcm)] = pcm
+        self._npending = n + len(pcm)
+        return dropped
+
     def drop_oldest(self, need: int) -> int:
         """Make room for `need` samples in the VAD backlog: the oldest whole windows not in the job in flight
         go unanalysed, and the stream's audio clock steps over them. Returns the samples dropped."""
@@ -164,6 +179,7 @@ class MediaTick:
         self.vad_windows = 0  # windows analysed
         self.vad_silent = 0  # of those, silent: no model run (SILENT_RMS)
         self.vad_dropped = 0  # samples left unanalysed: a stream's VAD backlog was full (VAD_BACKLOG_MS)
+        self.vad_dropped_seconds = 0.0  # the same, in seconds of audio (streams differ in rate)
 
     # -- streams ---------------------------------------------------------------------------------------
     def add_stream(
@@ -267,16 +283,10 @@ class MediaTick:
                     frames = process_many([s.resampler for s in group], frames)  # type: ignore[misc]
                 for s, pcm in zip(group, frames, strict=True):
                     s.speech.write(pcm)
-                    if s._npending + len(pcm) > len(s._pending):  # the VAD is VAD_BACKLOG_MS behind
-                        self.vad_dropped += s.drop_oldest(s._npending + len(pcm) - len(s._pending))
-                        if s._npending + len(pcm) > len(s._pending):  # the job in flight has it all: so
-                            s._gap += len(pcm)  # this frame goes unanalysed too (_taken > 0 here)
-                            s.vad_dropped += len(pcm)
-                            self.vad_dropped += len(pcm)
-                            continue
-                    n = s._npending
-                    s._pending[n : n + len(pcm)] = pcm
-                    s._npending = n + len(pcm)
+                    dropped = s.to_backlog(pcm)
+                    if dropped:
+                        self.vad_dropped += dropped
+                        self.vad_dropped_seconds += dropped / s.speech_rate
                 group = [s for s in group if s.inbound.available >= s.frame]
 
     def finish(self, job: VadJob) -> list[StreamEvent]:

@@ -39,6 +39,7 @@ class MediaStats:
     vad_jobs: int = 0  # batched VAD jobs applied
     vad_seconds: float = 0.0  # their time from the tick that took them to their results applied
     vad_max_ms: float = 0.0
+    vad_unanalysed_seconds: float = 0.0  # caller audio the VAD skipped (over its backlog: media.tick.VAD_BACKLOG_MS)
 
 
 @dataclass
@@ -200,6 +201,7 @@ class MediaLoop:
                     leg.timed_out = True
                     leg.on_media_timeout()
         self.tick.take_inbound(now)
+        stats.vad_unanalysed_seconds = self.tick.vad_dropped_seconds
         job = self.tick.vad_job() if self._vad_running is None else VadJob([])
         for leg in self.legs.values():
             if leg.on_speech is not None:

@@ -29,6 +29,12 @@ MEDIA_ON_TIME = Gauge("switchboard_media_ticks_on_time_ratio", "Share of media t
 MEDIA_RX_FRAMES = Gauge("switchboard_media_rx_frames", "20 ms frames received on the media tick.",
                         registry=REGISTRY)
 MEDIA_BUSY = Gauge("switchboard_media_tick_busy_seconds", "Time spent inside media ticks.", registry=REGISTRY)
+MEDIA_VAD_JOBS = Gauge("switchboard_media_vad_jobs", "Batched VAD jobs applied (the tick does not wait for them).",
+                       registry=REGISTRY)
+MEDIA_VAD_SECONDS = Gauge("switchboard_media_vad_job_seconds", "Sum over VAD jobs of tick → results applied.",
+                          registry=REGISTRY)
+MEDIA_VAD_UNANALYSED = Gauge("switchboard_media_vad_unanalysed_seconds",
+                             "Caller audio the VAD skipped: it was over its 1 s backlog behind.", registry=REGISTRY)
 WEBHOOK_QUEUE = Gauge("switchboard_webhook_queue_depth", "Webhook deliveries waiting (pending or retrying).",
                       registry=REGISTRY)
 OUTBOX_BACKLOG = Gauge("switchboard_outbox_undispatched", "Outbox events the dispatcher has not handled yet.",
@@ -63,7 +69,8 @@ def observe_call_metrics(metrics: Mapping[str, Any] | None) -> None:
 
 
 def set_media_stats(stats: Any) -> None:
-    """Copy the media loop's ``MediaStats`` (ticks, late_ticks, max_lateness_ms, rx_frames, busy_seconds)."""
+    """Copy the media loop's ``MediaStats`` (ticks, late_ticks, max_lateness_ms, rx_frames, busy_seconds, the VAD's
+    jobs, their time and the audio it skipped)."""
     if stats is None:
         return
     ticks = int(getattr(stats, "ticks", 0))
@@ -74,6 +81,9 @@ def set_media_stats(stats: Any) -> None:
     MEDIA_ON_TIME.set((ticks - late) / ticks if ticks else 1.0)
     MEDIA_RX_FRAMES.set(int(getattr(stats, "rx_frames", 0)))
     MEDIA_BUSY.set(float(getattr(stats, "busy_seconds", 0.0)))
+    MEDIA_VAD_JOBS.set(int(getattr(stats, "vad_jobs", 0)))
+    MEDIA_VAD_SECONDS.set(float(getattr(stats, "vad_seconds", 0.0)))
+    MEDIA_VAD_UNANALYSED.set(float(getattr(stats, "vad_unanalysed_seconds", 0.0)))
 
 
 def render(accept: str = "") -> tuple[bytes, str]:

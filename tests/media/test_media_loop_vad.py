@@ -12,9 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 from media.endpointing import TurnEventKind
-from media.tick import VAD_BACKLOG_MS, StreamEvent
+from media.tick import VAD_BACKLOG_MS, MediaTick, StreamEvent
 from sipcore.loopback import RATE, LoopbackCall
 from switchboard.calls.media_loop import MediaLoop
 from tests.agents.agent_speech import utterance
@@ -94,6 +95,7 @@ async def test_a_vad_held_past_its_backlog_skips_the_oldest_audio_and_keeps_the_
         assert stream is not None
         assert stream._npending <= len(stream._pending)  # bounded
         assert media.tick.vad_dropped >= 0.4 * RATE and stream.vad_dropped == media.tick.vad_dropped
+        assert media.stats.vad_unanalysed_seconds == pytest.approx(media.tick.vad_dropped / RATE, abs=0.05)
         assert caller.heard_seconds() >= limit + 0.5  # speech-to-text still got every sample
         gate.set()
         speech = utterance("I would like to speak to the agent again", pad_s=0.05)
@@ -109,3 +111,40 @@ async def test_a_vad_held_past_its_backlog_skips_the_oldest_audio_and_keeps_the_
         gate.set()
         await media.stop()
         vad.shutdown()
+
+
+def test_the_vad_backlog_is_bounded_and_the_audio_clock_counts_every_sample():
+    """Straight on the tick: a second and more of audio with no job taken, then more while one job is in flight
+    (that job holds the whole backlog): the backlog never outgrows its bound, and once the jobs are done the
+    stream's clock has counted every sample, analysed or skipped."""
+    tick = MediaTick()
+    stream = tick.add_stream("a", in_rate=RATE)
+    rng = np.random.default_rng(3)
+    pushed = 0
+
+    def push(frames: int) -> None:
+        nonlocal pushed
+        for _ in range(frames):
+            tick.push_rx("a", rng.normal(0, 2000, RATE // 50).astype(np.int16))
+            tick.take_inbound(0.0)
+            pushed += RATE // 50
+            assert stream._npending <= len(stream._pending)
+
+    push(75)  # 1.5 s, no VAD job taken: the oldest half second is skipped
+    assert stream.vad_dropped >= 0.45 * RATE
+    whole = len(stream._pending) // stream.window
+    for _ in range(50):  # until the backlog holds as many whole windows as it can
+        if stream._npending // stream.window == whole:
+            break
+        push(1)
+    job = tick.vad_job()  # takes the whole backlog
+    assert stream._taken == whole * stream.window
+    push(60)  # 1.2 s while it is in flight: skipped windows (and frames) land right after its windows
+    job.run()
+    tick.finish(job)
+    job = tick.vad_job()
+    job.run()
+    tick.finish(job)
+    assert stream.samples_analysed + stream._npending == pushed
+    assert tick.vad_dropped == stream.vad_dropped
+    assert tick.vad_dropped_seconds == pytest.approx(stream.vad_dropped / RATE)

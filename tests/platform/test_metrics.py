@@ -77,6 +77,10 @@ def test_media_stats_gauges() -> None:
     assert metrics.MEDIA_ON_TIME._value.get() == pytest.approx(0.95)
     assert metrics.MEDIA_MAX_LATENESS._value.get() == pytest.approx(0.035)
     assert metrics.MEDIA_RX_FRAMES._value.get() == 4000
+    metrics.set_media_stats(MediaStats(ticks=200, vad_jobs=190, vad_seconds=0.95, vad_unanalysed_seconds=0.5))
+    assert metrics.MEDIA_VAD_JOBS._value.get() == 190
+    assert metrics.MEDIA_VAD_SECONDS._value.get() == pytest.approx(0.95)
+    assert metrics.MEDIA_VAD_UNANALYSED._value.get() == pytest.approx(0.5)
 
 
 async def test_metrics_token(db: asyncpg.Pool, aiohttp_client: Any, tmp_path: Path, database_url: str,

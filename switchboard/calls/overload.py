@@ -81,9 +81,14 @@ class Overload:
         self.degraded_seconds = 0.0  # total time spent degraded (metrics)
         self._last_log = -1e9
         if cpu_limit is None:
-            cpu_limit = float(os.environ.get("SWITCHBOARD_ADMIT_CPU", "") or CPU_LIMIT)
+            raw = os.environ.get("SWITCHBOARD_ADMIT_CPU", "").strip()
+            try:
+                cpu_limit = float(raw) if raw else CPU_LIMIT
+            except ValueError:
+                cpu_limit = -1.0  # reported below
         if not 0.0 <= cpu_limit <= 1.0:
-            raise ValueError(f"SWITCHBOARD_ADMIT_CPU must be a share of all cores between 0 and 1, not {cpu_limit}")
+            raise ValueError("SWITCHBOARD_ADMIT_CPU must be a share of all cores between 0 and 1 (0 = off), not "
+                             f"{os.environ.get('SWITCHBOARD_ADMIT_CPU', cpu_limit)!r}")
         self.cpu_limit, self.cpu_min_calls = cpu_limit, cpu_min_calls
         self.box_cpu = box_cpu or BoxCpu()
         self._cpu_task: asyncio.Task[None] | None = None

@@ -91,5 +91,8 @@ def test_the_limit_is_a_share_of_all_cores(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("SWITCHBOARD_ADMIT_CPU", "75")
     with pytest.raises(ValueError, match="SWITCHBOARD_ADMIT_CPU"):
         Overload(None)
+    monkeypatch.setenv("SWITCHBOARD_ADMIT_CPU", "most")
+    with pytest.raises(ValueError, match="SWITCHBOARD_ADMIT_CPU .* not 'most'"):
+        Overload(None)
     monkeypatch.setenv("SWITCHBOARD_ADMIT_CPU", "0.6")
     assert Overload(None).cpu_limit == 0.6

@@ -66,17 +66,11 @@ class Running:
 
 
 @pytest.fixture
-def vad_executor() -> Any:
-    """Where the media loop runs its VAD: its own thread (a test module may hand it one it can hold)."""
-    return None
-
-
-@pytest.fixture
-async def deps(db, tmp_path: Path, vad_executor: Any) -> AsyncIterator[SessionDeps]:
+async def deps(db, tmp_path: Path) -> AsyncIterator[SessionDeps]:
     global _POOL, _VOICES
     _POOL = _POOL or DecoderPool(2)
     _VOICES = _VOICES or VoiceCatalog.load_local()
-    media = MediaLoop(media_timeout=30, vad_executor=vad_executor)
+    media = MediaLoop(media_timeout=30)
     media.start()
 
     def keys(org_id: Any) -> Any:

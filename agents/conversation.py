@@ -22,7 +22,7 @@ import numpy as np
 
 from media.endpointing import TurnEvent, TurnEventKind
 from media.resample import StreamResampler
-from media.tick import VAD_BACKLOG_MS, vad_rate
+from media.tick import vad_rate
 
 from .config import AgentConfig
 from .dtmf import DtmfAction, DtmfMatcher
@@ -37,34 +37,11 @@ from .turns import AgentTurn, TurnMetrics, summarize
 
 log = logging.getLogger(__name__)
 
-PREROLL_SECONDS = 0.6  # audio kept before "user started speaking" fires (it fires start_ms late), on the audio clock
-# The caller's audio reaches the conversation on the 20 ms clock; the VAD's events may come up to its backlog
-# (media.tick.VAD_BACKLOG_MS) later: the preroll holds that much more, and the turn starts PREROLL_SECONDS before
-# the event's own audio time.
-PREROLL_KEEP_SECONDS = PREROLL_SECONDS + VAD_BACKLOG_MS / 1000
+PREROLL_SECONDS = 0.6  # audio kept before "user started speaking" fires (it fires start_ms late)
 APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
 STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
 MAX_STT_FAILURES = 3  # per call; after that the conversation stops listening (recorded)
 STREAM_PUSH_SECONDS = 0.1  # a streaming recogniser gets the caller's audio in blocks this long, as it comes
-
-
-def preroll_from(chunks: deque[np.ndarray], heard: int, first: int, at_least: int) -> tuple[list[np.ndarray], int]:
-    """The preroll from sample ``first`` on (samples counted from the call's start; the chunks end at ``heard``),
-    and its length; never shorter than ``at_least`` samples (nor than what there is)."""
-    held = sum(len(c) for c in chunks)
-    skip = min(first - (heard - held), held - min(held, at_least))
-    out = list(chunks)
-    while skip > 0 and out:
-        head = out[0]
-        if len(head) <= skip:
-            out.pop(0)
-            skip -= len(head)
-            held -= len(head)
-        else:
-            out[0] = head[skip:]
-            held -= skip
-            skip = 0
-    return out, held
 
 
 @dataclass(eq=False)
@@ -175,7 +152,6 @@ class Conversation:
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(maxsize=256)
         self._preroll: deque[np.ndarray] = deque()
         self._preroll_samples = 0
-        self._heard = 0  # caller samples received (at speech_rate): the audio clock's count
         self._caller: CallerTurn | None = None  # the caller turn being spoken
         self._turn: AgentTurn | None = None  # the agent turn being spoken (until its playout ends)
         self._reply: asyncio.Task[None] | None = None
@@ -229,9 +205,8 @@ class Conversation:
         else:
             self._preroll.append(pcm)
             self._preroll_samples += len(pcm)
-            while self._preroll_samples - len(self._preroll[0]) > PREROLL_KEEP_SECONDS * self.speech_rate:
+            while self._preroll_samples - len(self._preroll[0]) > PREROLL_SECONDS * self.speech_rate:
                 self._preroll_samples -= len(self._preroll.popleft())
-        self._heard += len(pcm)
         turn = self._turn
         if turn is not None and turn.generated and self.io.played_samples() >= turn.end_sample:
             self._post("playout_done", turn)
@@ -317,9 +292,7 @@ class Conversation:
             old = self._caller
             if old is not None and old.confirmed is None:  # an unfinished turn (agent took the floor): dropped
                 self._discard_speculation(old)
-            first = self.io.call_ms(event.at) * self.speech_rate // 1000 - int(PREROLL_SECONDS * self.speech_rate)
-            audio, samples = preroll_from(self._preroll, self._heard, first, int(PREROLL_SECONDS * self.speech_rate))
-            started = CallerTurn(event, audio, samples)
+            started = CallerTurn(event, list(self._preroll), self._preroll_samples)
             if self.speech_rate != self.stt.sample_rate:
                 started.resampler = StreamResampler(self.speech_rate, self.stt.sample_rate)
             self._caller = started

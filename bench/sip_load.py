@@ -160,7 +160,6 @@ def caller_priority() -> list[str]:
     return ["chrt", "-f", "10"] if ok else []
 
 
-
 def write_scenario(workdir: Path, wav: Path, hold_ms: int) -> Path:
     text = SCENARIO.read_text()
     subst = {"TO_USER": "demo", "UA": "sipp-bench", "HOLD_MS": str(hold_ms),
@@ -369,7 +368,7 @@ class Probe:
                     {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
                                                          "busy_seconds", "max_lateness_ms", "vad_jobs",
                                                          "vad_seconds")}
-                    | {"vad_dropped": float(self.tel.media.tick.vad_dropped)}, len(self.tel.media.legs))
+                    | {"vad_dropped_s": self.tel.media.tick.vad_dropped_seconds}, len(self.tel.media.legs))
 
     def instrument(self) -> None:
         """Wrap MediaLoop.begin (a tick's I/O half, on the 20 ms clock: its lateness is MediaLoop's own) and
@@ -794,7 +793,7 @@ def report(res: Result) -> None:
     jobs = m1["vad_jobs"] - m0["vad_jobs"]
     print(f"VAD      {jobs:.0f} batched jobs in the window, tick → results applied mean "
           f"{(m1['vad_seconds'] - m0['vad_seconds']) / max(jobs, 1) * 1000:.2f} ms (the ticks do not wait for them); "
-          f"audio left unanalysed (VAD a second behind) {(m1['vad_dropped'] - m0['vad_dropped']) / 8000:.2f} s")
+          f"audio left unanalysed (VAD a second behind) {m1['vad_dropped_s'] - m0['vad_dropped_s']:.2f} s")
 
     sent = sent_frames(res, steady_w)
     frames = sum(t[2] for t in res.ticks)

@@ -38,7 +38,6 @@ class MediaStats:
     busy_seconds: float = 0.0  # time spent inside ticks
     vad_jobs: int = 0  # batched VAD jobs applied
     vad_seconds: float = 0.0  # their time from the tick that took them to their results applied
-    vad_max_ms: float = 0.0
     vad_unanalysed_seconds: float = 0.0  # caller audio the VAD skipped (over its backlog: media.tick.VAD_BACKLOG_MS)
 
 
@@ -170,7 +169,6 @@ class MediaLoop:
         stats.busy_seconds += done - started
         stats.vad_jobs += 1
         stats.vad_seconds += done - taken
-        stats.vad_max_ms = max(stats.vad_max_ms, (done - taken) * 1000)
 
     def step(self, now: float) -> None:
         """One 20 ms step for every leg, all on the calling thread (public so tests can drive it on a

@@ -75,6 +75,8 @@ class SentenceSplitter:
                 while j < n and buf[j] in _CLOSERS:
                     j += 1
                 if j >= n:
+                    if c != ".":
+                        return j  # '!', '?', '…' end it now: a '!' or closer the next delta brings is silent
                     self._scan = i
                     return None  # need to see what follows
                 if not buf[j].isspace():

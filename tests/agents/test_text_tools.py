@@ -33,7 +33,7 @@ def test_sentences_come_out_as_soon_as_complete() -> None:
         ("Dr. Smith will see you at 3 p.m. on Monday. Bye.", ["Dr. Smith will see you at 3 p.m. on Monday.", "Bye."]),
         ("It costs $4.99, e.g. less than lunch. OK?", ["It costs $4.99, e.g. less than lunch.", "OK?"]),
         ("Call J. R. Smith. He knows.", ["Call J. R. Smith.", "He knows."]),
-        ("Wait... what? Really?!", ["Wait...", "what?", "Really?!"]),
+        ("Wait... what? Really?", ["Wait...", "what?", "Really?"]),
         ('He said "Hello." Then left.', ['He said "Hello."', "Then left."]),
         ("Steps:\n1. Open the app.\n2. Tap book.", ["Steps:", "1. Open the app.", "2. Tap book."]),
         ("We have 2. Then 3.", ["We have 2.", "Then 3."]),
@@ -45,6 +45,16 @@ def test_sentences_come_out_as_soon_as_complete() -> None:
 def test_sentence_rules(text: str, expected: list[str]) -> None:
     assert split_sentences(text) == expected
     assert [x for _, x in stream(text, 1)] == expected  # the same, one character at a time
+
+
+def test_an_exclamation_or_question_ends_the_sentence_without_waiting_for_the_next_token() -> None:
+    s = SentenceSplitter()
+    assert s.push("Sure!") == ["Sure!"]  # text-to-speech starts now, not when the model's next token comes
+    assert s.push(" Can I help?") == ["Can I help?"]
+    assert s.push("!") == [] and s.push(" Bye") == [] and s.flush() == ["Bye"]  # a lone '!' after it: silent
+    assert s.push("It is 3.") == []  # a period still waits: "3.5", "Dr. Smith"
+    assert s.push("5 now.") == [] and s.flush() == ["It is 3.5 now."]
+    assert split_sentences("Really?! Yes.") == ["Really?!", "Yes."]
 
 
 def test_endless_sentence_is_cut_at_a_clause() -> None:

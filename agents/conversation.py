@@ -33,6 +33,7 @@ from .sentences import SentenceSplitter
 from .stt_load import SttLoad, load_of
 from .templates import render
 from .tools import ToolOutcome
+from .turn_end import reads_finished
 from .turns import AgentTurn, TurnMetrics, summarize
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ APOLOGY = "Sorry, I'm having trouble right now. Please try again in a moment."
 STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
 MAX_STT_FAILURES = 3  # per call; after that the conversation stops listening (recorded)
 STREAM_PUSH_SECONDS = 0.1  # a streaming recogniser gets the caller's audio in blocks this long, as it comes
+VOICE_FALL = 10.0 ** (-20.0 / 20.0)  # ... and at once when a tick's level falls this far (-20 dB) under the turn's
 
 
 @dataclass(eq=False)
@@ -64,6 +66,8 @@ class CallerTurn:
     shed: bool = False  # the recogniser was overloaded: nothing of this turn is transcribed
     stt_latency_ms: float | None = None
     first_flush_at: float | None = None
+    level: float = 0.0  # the loudest tick (RMS) so far: a tick far under it is where the voice fell
+    quiet: bool = False  # the last tick was that far under it
 
     @property
     def text(self) -> str:
@@ -114,6 +118,10 @@ class CallIO(Protocol):
     def flush(self) -> int: ...
     def played_samples(self) -> int: ...
     def set_responding(self, on: bool) -> None: ...
+    def end_hint(self, finished: bool | None) -> None:
+        """What the caller said before the current pause reads as finished or not (agents.turn_end): the
+        endpointer's wait for this silence (media.endpointing: `Endpointer.hint`)."""
+        ...
     def elapsed_ms(self) -> int:
         """Call time now, in ms: the media tick's audio clock (the recording's timeline)."""
         ...
@@ -128,6 +136,13 @@ class CallIO(Protocol):
     async def record_event(self, kind: str, detail: dict[str, Any]) -> None:
         """A call event beside the transcript (``provider_fallback``)."""
         ...
+
+
+def _rms(pcm: np.ndarray) -> float:
+    if not len(pcm):
+        return 0.0
+    x = pcm.astype(np.float32)
+    return float(np.sqrt(np.dot(x, x) / len(x)))
 
 
 class Conversation:
@@ -200,8 +215,14 @@ class Conversation:
         if ct is not None:
             ct.audio.append(pcm)
             ct.audio_samples += len(pcm)
-            if self._streaming() and ct.audio_samples >= STREAM_PUSH_SECONDS * self.speech_rate:
-                self._push(ct)
+            if self._streaming():
+                level = _rms(pcm)
+                fell, ct.quiet = not ct.quiet and level < ct.level * VOICE_FALL, level < ct.level * VOICE_FALL
+                if fell or ct.audio_samples >= STREAM_PUSH_SECONDS * self.speech_rate:
+                    # a block is full, or the voice just fell: the recogniser's own endpointing (and the final
+                    # a pause asks for) counts from the last voiced audio it has, so it gets that at once
+                    self._push(ct)
+                ct.level = max(ct.level, level)
         else:
             self._preroll.append(pcm)
             self._preroll_samples += len(pcm)
@@ -459,6 +480,8 @@ class Conversation:
             return
         text = ct.text
         if ct.confirmed is None:
+            if ct.paused is not None and text:
+                self.io.end_hint(reads_finished(text))  # how long this pause must last to end the turn
             if ct.paused is None or not text or self._spec is not None and self._spec.turn is ct \
                     and self._spec.text == text:
                 return

@@ -13,6 +13,10 @@ silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where t
 line whose noise is louder than that (the level never falls), the VAD alone decides, as before.
 USER_SILENT marks the first window of each silence inside a turn (a cue to send what the caller said so
 far on).
+What the caller said can set how long the current silence must last (`hint`): a transcript that reads as
+finished ends the turn after `complete_stop_ms`, one that stops on a word a sentence cannot end with ("…
+my number is", "and", "the") only after `open_stop_ms`; no hint, `stop_ms`. The hint holds until speech
+resumes or the turn ends.
 `TurnTaker` adds the agent side: while the agent talks, user speech only counts once it has lasted
 `min_interrupt_ms` (then it is a barge-in, if the agent is interruptible); shorter speech is a
 backchannel and is swallowed; a non-interruptible agent ignores speech while it talks. Times are seconds
@@ -56,6 +60,8 @@ class EndpointingConfig:
     stop_threshold: float = 0.35  # below this a window counts as silence (hysteresis in between)
     start_ms: float = 200.0  # speech must last this long to start a turn
     stop_ms: float = 600.0  # silence must last this long to end it (the endpointer's confirmation)
+    complete_stop_ms: float = 550.0  # ... when the transcript so far reads as a finished sentence (`hint`)
+    open_stop_ms: float = 1000.0  # ... when it stops on a word a sentence cannot end with
     speculate_ms: float = 0.0  # > 0: a silence this long emits USER_PAUSED (speculative start); 0 = off
     interruptible: bool = True
     min_interrupt_ms: float = 500.0  # user speech over the agent this long is a barge-in
@@ -75,6 +81,7 @@ class Endpointer:
         self.speech_start = 0.0  # start of the current speech run
         self.silence_start = 0.0  # start of the current silence in STOPPING
         self.paused = False  # USER_PAUSED was emitted for the current silence
+        self.stop_s = self.config.stop_ms / 1000.0  # the current silence's confirmation (see `hint`)
         self.level = 0.0  # the current turn's speech level (RMS), followed from its speech windows
         self._drop = 10.0 ** (-self.config.voice_drop_db / 20.0)
         self._resume = 10.0 ** (-self.config.voice_resume_db / 20.0)
@@ -82,6 +89,18 @@ class Endpointer:
     def reset(self) -> None:
         self.state = TurnState.QUIET
         self.paused = False
+        self.stop_s = self.config.stop_ms / 1000.0
+
+    def hint(self, complete: bool | None) -> None:
+        """What the caller said so far in this turn reads as finished (True), as unfinished (False), or
+        cannot tell (None): the current silence then ends the turn after complete_stop_ms, open_stop_ms or
+        stop_ms. Only inside a silence of a turn (a late hint is ignored); speech resuming, or the turn's
+        end, clears it."""
+        if self.state is not TurnState.STOPPING:
+            return
+        cfg = self.config
+        ms = cfg.stop_ms if complete is None else cfg.complete_stop_ms if complete else cfg.open_stop_ms
+        self.stop_s = ms / 1000.0
 
     def _voiced(self, rms: float) -> bool:
         """Voice, by its level: inside speech, within voice_drop_db of the turn's level; inside a silence
@@ -129,17 +148,19 @@ class Endpointer:
                 return TurnEvent(TurnEventKind.USER_SILENT, now, self.speech_start, began)
         elif speech:  # STOPPING
             self.state = TurnState.SPEAKING
+            self.stop_s = cfg.stop_ms / 1000.0
             if self.paused:
                 self.paused = False
                 return TurnEvent(TurnEventKind.USER_RESUMED, now, self.speech_start, self.silence_start)
         if self.state is TurnState.STARTING and now - self.speech_start >= cfg.start_ms / 1000.0 - 1e-9:
             self.state = TurnState.SPEAKING
             return TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, self.speech_start)
-        if self.state is TurnState.STOPPING and now - self.silence_start >= cfg.stop_ms / 1000.0 - 1e-9:
+        if self.state is TurnState.STOPPING and now - self.silence_start >= self.stop_s - 1e-9:
             self.state = TurnState.QUIET
             self.paused = False
+            self.stop_s = cfg.stop_ms / 1000.0
             return TurnEvent(TurnEventKind.USER_STOPPED_SPEAKING, now, self.speech_start, self.silence_start)
-        if (self.state is TurnState.STOPPING and not self.paused and 0 < cfg.speculate_ms < cfg.stop_ms
+        if (self.state is TurnState.STOPPING and not self.paused and 0 < cfg.speculate_ms / 1000.0 < self.stop_s
                 and now - self.silence_start >= cfg.speculate_ms / 1000.0 - 1e-9):
             self.paused = True
             return TurnEvent(TurnEventKind.USER_PAUSED, now, self.speech_start, self.silence_start)
@@ -180,6 +201,10 @@ class TurnTaker:
         self.agent_speaking = False
         self._over_start = None
 
+    def hint(self, complete: bool | None) -> None:
+        """`Endpointer.hint` for the caller's turn."""
+        self.endpointer.hint(complete)
+
     def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None) -> list[TurnEvent]:
         if not self.agent_speaking:
             ev = self.endpointer.update(prob, now, duration, rms)
@@ -203,6 +228,7 @@ class TurnTaker:
                 self.agent_stopped(now)
                 ep = self.endpointer
                 ep.state, ep.speech_start, ep.paused = TurnState.SPEAKING, start, False
+                ep.stop_s = cfg.stop_ms / 1000.0
                 ep.level = 0.0  # the new turn's speech level is followed from its own windows
                 events.append(TurnEvent(TurnEventKind.INTERRUPT, now, start))
                 events.append(TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, start))

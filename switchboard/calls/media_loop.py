@@ -275,6 +275,11 @@ class LegIO:
         if stream is not None:
             stream.response_active = on
 
+    def end_hint(self, finished: bool | None) -> None:
+        stream = self.media.stream(self.key)
+        if stream is not None:
+            stream.turn.hint(finished)
+
     def elapsed_ms(self) -> int:
         stream = self.media.stream(self.key)
         if stream is not None:

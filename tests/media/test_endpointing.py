@@ -281,3 +281,43 @@ def test_a_soft_onset_after_a_pause_resumes_the_turn_at_once():
     resumed = ev[3]
     assert resumed.at == pytest.approx(0.32 + 0.96 + 0.448 + W)
     assert kinds.count(K.USER_STOPPED_SPEAKING) == 1
+
+
+def hinted(hint, pause_s):
+    """A turn, a pause of `pause_s` (hinted once USER_PAUSED comes, as the transcript of the words so far
+    would), more speech, a long silence: the turn decisions."""
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=100, complete_stop_ms=550,
+                                     open_stop_ms=1000))
+    probs = script((0.5, 0.0), (1.0, 0.9), (pause_s, 0.0), (1.0, 0.9), (1.5, 0.0))
+    events = []
+    for i, p in enumerate(probs):
+        for e in turn_events(tt.update(p, (i + 1) * W)):
+            events.append(e)
+            if e.kind is K.USER_PAUSED and not any(x.kind is K.USER_PAUSED for x in events[:-1]):
+                tt.hint(hint)  # the first pause's words (the second pause: no hint, the usual stop_ms)
+    return events
+
+
+@pytest.mark.parametrize(("hint", "ends_at"), [(True, 0.55), (None, 0.6), (False, 1.0)])
+def test_what_the_caller_said_sets_how_long_a_pause_must_last_to_end_the_turn(hint, ends_at):
+    pause = 0.8  # ends a turn at 550 or 600 ms, not at 1000
+    events = hinted(hint, pause)
+    kinds = [e.kind for e in events]
+    if hint is False:  # "… my number is": the caller went on, one turn
+        assert kinds == [K.USER_STARTED_SPEAKING, K.USER_PAUSED, K.USER_RESUMED, K.USER_PAUSED,
+                         K.USER_STOPPED_SPEAKING]
+        last = events[-1]
+        assert last.at - last.speech_end == pytest.approx(0.6, abs=W)  # the hint did not outlive its pause
+    else:
+        assert kinds[:3] == [K.USER_STARTED_SPEAKING, K.USER_PAUSED, K.USER_STOPPED_SPEAKING]
+        stopped = events[2]
+        assert stopped.at - stopped.speech_end == pytest.approx(ends_at, abs=W)
+
+
+def test_a_hint_outside_a_pause_is_ignored():
+    ep = Endpointer(EndpointingConfig(start_ms=200, stop_ms=600, complete_stop_ms=300))
+    ep.hint(True)  # no turn yet (a late transcript): nothing changes
+    assert ep.stop_s == pytest.approx(0.6)
+    events = [e for i, p in enumerate(script((1.0, 0.9), (1.0, 0.0))) if (e := update(ep, p, (i + 1) * W))]
+    assert events[-1].kind is K.USER_STOPPED_SPEAKING
+    assert events[-1].at - events[-1].speech_end == pytest.approx(0.6, abs=W)

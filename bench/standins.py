@@ -7,7 +7,9 @@ One loopback HTTP server speaking three documented protocols, with fixed, stated
   16-bit 16 kHz audio in; like Deepgram's own endpointing, a final `Results` (`is_final`, `speech_final`)
   goes out ``stt-final-ms`` after the voiced audio ends (the last block above a speech energy, as it
   arrives); a `Finalize` is answered (`from_finalize`) at once, or when that delay is up if voiced audio
-  is still unfinalised; `CloseStream` gets `Metadata` and a close. The transcript is a fixed sentence.
+  is still unfinalised; `CloseStream` gets `Metadata` and a close. The transcript is what the caller said
+  when the caller tells it (`POST /script` {"text"} as it starts speaking a phrase: a recogniser that makes no
+  mistakes; a final carries the phrases told before its last voiced audio arrived), else a fixed sentence.
 - OpenAI chat completions (`POST /v1/chat/completions`, streamed): the first token ``llm-first-ms`` after
   the request, the rest 10 ms apart; the first sentence ends at once ("Sure!").
 - ElevenLabs streaming TTS (`POST /v1/text-to-speech/{voice}/stream?output_format=pcm_16000`): the first
@@ -30,7 +32,7 @@ from aiohttp import ClientConnectionResetError, WSMsgType, web
 
 TRANSCRIPT = "I would like to know what Switchboard does"
 REPLY = ["Sure!", " Switchboard", " answers", " your", " calls."]
-VOICED_RMS = 300.0
+VOICED_RMS = 400.0
 
 
 def _results(text: str, start_byte: int, length: int, bytes_per_second: int, *,
@@ -60,6 +62,7 @@ class StandIns:
         self.llm_first = llm_first_ms / 1000.0
         self.tts_first = tts_first_ms / 1000.0
         self.counts = {"stt_connections": 0, "stt_finals": 0, "llm_requests": 0, "tts_requests": 0}
+        self.script: list[tuple[float, str]] = []  # (told at, phrase): what a caller is saying, in order
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -67,10 +70,21 @@ class StandIns:
         app.router.add_post("/v1/chat/completions", self.chat)
         app.router.add_post("/v1/text-to-speech/{voice_id}/stream", self.tts)
         app.router.add_get("/counts", self.get_counts)
+        app.router.add_post("/script", self.post_script)
         return app
 
     async def get_counts(self, request: web.Request) -> web.Response:
         return web.json_response(self.counts)
+
+    async def post_script(self, request: web.Request) -> web.Response:
+        self.script.append((time.monotonic(), str((await request.json())["text"])))
+        return web.json_response({"queued": len(self.script)})
+
+    def _said(self, before: float) -> str:
+        """The phrases the caller told of before `before` (the last voiced audio's arrival), taken."""
+        said = [text for at, text in self.script if at <= before]
+        del self.script[: len(said)]
+        return " ".join(said) if said else TRANSCRIPT
 
     # -- Deepgram ------------------------------------------------------------------------------------------
     async def listen(self, request: web.Request) -> web.StreamResponse:
@@ -84,7 +98,7 @@ class StandIns:
 
         async def finalize(from_finalize: bool) -> None:
             async with lock:
-                text = TRANSCRIPT if st["voiced_pending"] else ""
+                text = self._said(st["last_voiced"]) if st["voiced_pending"] else ""
                 start, length = st["final_to"], st["received"] - st["final_to"]
                 st["final_to"], st["voiced_pending"] = st["received"], False
                 if text:

@@ -17,7 +17,10 @@ milliseconds, a pause of 0 = none). A turn is CUT OFF when the agent's voice rea
 caller finished the sentence (the agent took a pause for the end). The worker's conversation counts
 speculative replies started, spoken, and wasted (thrown away because the caller went on).
 
-``--speculate-ms 0`` is today's path (nothing starts before the endpointer's ``--stop-ms`` of silence).
+``--speculate-ms 0`` is the path without speculation (nothing starts before the endpointer's end of the turn).
+The end of a turn: ``--stop-ms`` of silence, or — once the recogniser's words are in — 550 ms after words that
+read as a finished sentence, 1000 ms after an unfinished one (agents.turn_end). The STT stand-in transcribes by
+being told: the caller posts each phrase's words as it starts speaking it. Each sentence meets every pause.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Utterance:
     pause_ms: int
     pcm: np.ndarray
     last_voiced: int  # sample index just after the last voiced frame
+    parts: list[tuple[int, str]] = field(default_factory=list)  # (first sample, words): told to the STT stand-in
 
 
 def utterances(turns: int, pauses: list[int]) -> list[Utterance]:
@@ -83,7 +87,7 @@ def utterances(turns: int, pauses: list[int]) -> list[Utterance]:
     out = []
     for i in range(turns):
         a, b = SENTENCES[i % len(SENTENCES)]
-        pause = pauses[i % len(pauses)]
+        pause = pauses[(i + i // len(SENTENCES)) % len(pauses)]  # each sentence meets every pause in turn
         for part in (a, b, f"{a} {b}"):
             if part not in cache:
                 cache[part] = speak(part)
@@ -91,12 +95,14 @@ def utterances(turns: int, pauses: list[int]) -> list[Utterance]:
             gap = rng.normal(0, 30, int(pause * RATE / 1000)).astype(np.int16)
             pcm = np.concatenate([cache[a], gap, cache[b]])
             text = f"{a} … ({pause} ms) … {b}"
+            parts = [(0, a), (len(cache[a]) + len(gap), b)]
         else:
             pcm = cache[f"{a} {b}"]
             text = f"{a} {b}"
+            parts = [(0, text)]
         frames = pcm[: len(pcm) // FRAME * FRAME].reshape(-1, FRAME).astype(np.float64)
         voiced = np.flatnonzero(np.sqrt((frames ** 2).mean(axis=1)) > VOICED_RMS)
-        out.append(Utterance(text, pause, pcm, (int(voiced[-1]) + 1) * FRAME))
+        out.append(Utterance(text, pause, pcm, (int(voiced[-1]) + 1) * FRAME, parts))
     return out
 
 
@@ -113,7 +119,7 @@ class TurnResult:
     heard_at: float | None = None  # monotonic: the reply's first voiced sample was read by the caller
 
 
-def caller_main(target: str, utts: list[Utterance], conn: Any) -> None:
+def caller_main(target: str, utts: list[Utterance], conn: Any, script_url: str) -> None:
     try:
         import uvloop
 
@@ -121,7 +127,7 @@ def caller_main(target: str, utts: list[Utterance], conn: Any) -> None:
     except ImportError:
         pass
     try:
-        results = asyncio.run(_caller(target, utts, conn))
+        results = asyncio.run(_caller(target, utts, conn, script_url))
         conn.send(results)
     except BaseException as exc:  # reported to the benchmark
         import traceback
@@ -135,7 +141,9 @@ def _rms(pcm: np.ndarray) -> float:
     return float(np.sqrt(np.mean(pcm.astype(np.float64) ** 2))) if len(pcm) else 0.0
 
 
-async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnResult]:
+async def _caller(target: str, utts: list[Utterance], conn: Any, script_url: str) -> list[TurnResult]:
+    import aiohttp
+
     from bench.sip_load import free_port
     from sipcore import create_engine
     from sipcore.engine import EngineConfig
@@ -147,6 +155,14 @@ async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnRes
     loop = asyncio.get_running_loop()
     results: list[TurnResult] = []
     noise = np.random.default_rng(3)
+    http = aiohttp.ClientSession()
+    told: set[asyncio.Task[Any]] = set()
+
+    def tell(words: str) -> None:  # the STT stand-in transcribes by being told (off the 20 ms loop)
+        task = loop.create_task(http.post(script_url, json={"text": words}))
+        told.add(task)
+        task.add_done_callback(told.discard)
+
     try:
         call = await engine.dial(target, answer_timeout=10)
         await asyncio.wait_for(call.wait_answered(), 15)
@@ -178,8 +194,11 @@ async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnRes
             sent_last_voiced: float | None = None
             heard_at: float | None = None
             pos = 0
+            parts = list(utt.parts)
             while pos < len(pcm):
                 await tick()
+                while parts and parts[0][0] < pos + FRAME:
+                    tell(parts.pop(0)[1])
                 frame = pcm[pos: pos + FRAME]
                 if len(frame) < FRAME:
                     frame = np.concatenate([frame, np.zeros(FRAME - len(frame), np.int16)])
@@ -222,6 +241,7 @@ async def _caller(target: str, utts: list[Utterance], conn: Any) -> list[TurnRes
         await asyncio.wait_for(call.wait_ended(), 10)
     finally:
         await engine.stop()
+        await http.close()
     return results
 
 
@@ -326,7 +346,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
             await poll(lambda: overload.refusal_reason() is None, 30)
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
-        caller = ctx.Process(target=caller_main, args=(f"sip:demo@{HOST}:{settings.sip_port}", utts, child),
+        caller = ctx.Process(target=caller_main, args=(f"sip:demo@{HOST}:{settings.sip_port}", utts, child,
+                                                      f"{standins.base_url}/script"),
                              name="v2v-caller")
         caller.start()
         child.close()
@@ -365,7 +386,8 @@ def report(args: argparse.Namespace, res: Run) -> None:
     cut = [t for t in turns if t.cut_off]
     missing = [t for t in turns if t.v2v_ms is None and not t.cut_off]
     print(f"\n== bench-v2v: {len(turns)} turns over one real SIP call (G.711 μ-law), speculate at "
-          f"{args.speculate_ms:g} ms of silence, confirm (speak) at {args.stop_ms:g} ms; stand-ins: STT final "
+          f"{args.speculate_ms:g} ms of silence, confirm (speak) at 550 ms after finished-sounding words, 1000 after "
+          f"unfinished, else {args.stop_ms:g} ms; stand-ins: STT final "
           f"150 ms after the audio ends, LLM first token 300 ms, TTS first audio 100 ms; {os.cpu_count()} cores ==")
     if v:
         print(f"voice-to-voice (caller's last voiced sample sent → first voiced sample received): p50 "
@@ -412,16 +434,16 @@ def report(args: argparse.Namespace, res: Run) -> None:
               f"caller reads it (worker's transmit buffer, RTP, the caller's jitter buffer)")
     m = res.metrics
     if m:
-        keys = ("stt_latency_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms")
+        keys = ("stt_latency_ms", "retrieval_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms")
         print("worker's own per-turn metrics (p50/p90): " + ", ".join(
-            f"{k[:-3]} {m.get(k, {}).get('p50')}/{m.get(k, {}).get('p90')} ms" for k in keys)
+            f"{k[:-3]} {m.get(k, {}).get('p50')}/{m.get(k, {}).get('p90')} ms" for k in keys if k in m)
             + " (worker v2v: from the endpointer's speech end to the first audio handed to the engine)")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=36)
-    ap.add_argument("--speculate-ms", type=float, default=150.0, help="0: no speculation (the old path)")
+    ap.add_argument("--speculate-ms", type=float, default=100.0, help="0: no speculation (the old path)")
     ap.add_argument("--stop-ms", type=float, default=600.0, help="the endpointer's confirmation silence")
     ap.add_argument("--pauses", default="0,0,250,350,450,0",
                     help="mid-sentence pause per turn, cycled (ms; 0 = a plain sentence)")

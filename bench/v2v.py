@@ -297,6 +297,15 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
         return events
 
     MediaTick.finish = traced_finish  # type: ignore[method-assign]
+    run_ahead = MediaTick.run_ahead
+
+    def traced_run_ahead(self: Any) -> Any:  # silences ended from the audio's level, ahead of the VAD
+        events = run_ahead(self)
+        for ev in events:
+            trace.setdefault(ev.event.kind.value, []).append(time.monotonic())
+        return events
+
+    MediaTick.run_ahead = traced_run_ahead  # type: ignore[method-assign]
 
     def traced_begin(self: Any, now: float) -> Any:  # when voiced caller audio reached the worker's tick
         for leg in self.legs.values():
@@ -319,6 +328,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
         play(self, key, pcm)
 
     MediaLoop.begin, MediaLoop.play = traced_begin, traced_play  # type: ignore[method-assign]
+    _trace_providers(trace)
     loop = asyncio.get_running_loop()
     rtp = free_port(400)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
@@ -380,6 +390,31 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     return out
 
 
+def _trace_providers(trace: dict[str, list[float]]) -> None:
+    """When the worker emitted the recogniser's final, asked the model, and asked for speech (wall clock)."""
+    from agents.conversation import Conversation
+    from agents.providers.deepgram_stt import DeepgramStream
+    from agents.providers.openai_llm import OpenAILLM
+
+    emit, stream, speak = DeepgramStream._emit_final, OpenAILLM.stream, Conversation._speak
+
+    def traced_emit(self: Any, utt: Any) -> None:
+        trace.setdefault("stt_final", []).append(time.monotonic())
+        emit(self, utt)
+
+    def traced_stream(self: Any, *a: Any, **kw: Any) -> Any:
+        trace.setdefault("llm_request", []).append(time.monotonic())
+        return stream(self, *a, **kw)
+
+    async def traced_speak(self: Any, *a: Any, **kw: Any) -> None:
+        trace.setdefault("tts_request", []).append(time.monotonic())
+        await speak(self, *a, **kw)
+
+    DeepgramStream._emit_final = traced_emit  # type: ignore[method-assign]
+    OpenAILLM.stream = traced_stream  # type: ignore[method-assign]
+    Conversation._speak = traced_speak  # type: ignore[method-assign]
+
+
 def report(args: argparse.Namespace, res: Run) -> None:
     turns = res.turns
     v = [t.v2v_ms for t in turns if t.v2v_ms is not None]
@@ -416,9 +451,17 @@ def report(args: argparse.Namespace, res: Run) -> None:
         rx = [x for x in res.trace.get("rx_voiced", []) if t.sent_at - 3 < x <= t.heard_at]
         if rx:
             split.setdefault("rx", []).append((max(rx) - t.sent_at) * 1000)
-        marks = {"paused": "user_paused", "stopped": "user_stopped_speaking"}
-        for name, kind in marks.items():
-            at = next((x for x in sorted(res.trace.get(kind, [])) if t.sent_at < x <= t.heard_at), None)
+        marks = {"paused": "user_paused", "stopped": "user_stopped_speaking", "final": "stt_final",
+                 "llm": "llm_request", "tts": "tts_request"}
+        for name, kind in marks.items():  # the last of each before the reply was handed over (the one spoken)
+            until = first_play if (first_play := next((p for p in plays if t.sent_at < p <= t.heard_at), None)) \
+                else t.heard_at
+            at = max((x for x in res.trace.get(kind, []) if t.sent_at < x <= until), default=None)
+            if kind in ("user_paused", "user_stopped_speaking"):
+                at = next((x for x in sorted(res.trace.get(kind, [])) if t.sent_at < x <= t.heard_at), None)
+            elif kind == "stt_final":  # the final the spoken reply was asked from (not the turn's last)
+                asked = max((x for x in res.trace.get("llm_request", []) if t.sent_at < x <= until), default=until)
+                at = max((x for x in res.trace.get(kind, []) if t.sent_at < x <= asked), default=None)
             if at is not None:
                 split.setdefault(name, []).append((at - t.sent_at) * 1000)
         first = next((p for p in plays if t.sent_at < p <= t.heard_at), None)
@@ -429,7 +472,9 @@ def report(args: argparse.Namespace, res: Run) -> None:
         med = {k: f"{np.median(v):.0f}" for k, v in split.items()}
         print(f"split (medians, from the caller's last voiced sample): the worker's tick reads it at "
               f"{med.get('rx', '–')} ms (RTP + the worker's adaptive jitter buffer), endpointer USER_PAUSED at "
-              f"{med.get('paused', '–')} ms, USER_STOPPED_SPEAKING (confirmed) at {med.get('stopped', '–')} ms, first "
+              f"{med.get('paused', '–')} ms, recogniser's final at {med.get('final', '–')} ms, model asked at "
+              f"{med.get('llm', '–')} ms, speech asked at {med.get('tts', '–')} ms, "
+              f"USER_STOPPED_SPEAKING (confirmed) at {med.get('stopped', '–')} ms, first "
               f"reply audio handed to the engine at {med.get('play', '–')} ms; then {med.get('heard', '–')} ms until the "
               f"caller reads it (worker's transmit buffer, RTP, the caller's jitter buffer)")
     m = res.metrics

@@ -44,6 +44,7 @@ STT_APOLOGY = "Sorry, I didn't catch that. Could you say it again?"
 MAX_STT_FAILURES = 3  # per call; after that the conversation stops listening (recorded)
 STREAM_PUSH_SECONDS = 0.1  # a streaming recogniser gets the caller's audio in blocks this long, as it comes
 VOICE_FALL = 10.0 ** (-20.0 / 20.0)  # ... and at once when a tick's level falls this far (-20 dB) under the turn's
+VOICE_TAIL_SECONDS = 0.01  # ... judged on each tick's last 10 ms: a voice that ends inside a tick goes on that tick
 
 
 @dataclass(eq=False)
@@ -67,7 +68,16 @@ class CallerTurn:
     stt_latency_ms: float | None = None
     first_flush_at: float | None = None
     level: float = 0.0  # the loudest tick (RMS) so far: a tick far under it is where the voice fell
-    quiet: bool = False  # the last tick was that far under it
+    quiet: bool = False  # the last tick ended that far under it
+
+    def voice_fell(self, pcm: np.ndarray, tail: int) -> bool:
+        """One tick of the caller's audio: True on the tick where the voice fell (its last ``tail`` samples
+        VOICE_FALL under the loudest tick so far, the tick before them not), so that what was said goes to the
+        recogniser on that tick, not on the next."""
+        low = _rms(pcm[-tail:]) < self.level * VOICE_FALL if len(pcm) else self.quiet
+        fell, self.quiet = low and not self.quiet, low
+        self.level = max(self.level, _rms(pcm))
+        return fell
 
     @property
     def text(self) -> str:
@@ -216,13 +226,11 @@ class Conversation:
             ct.audio.append(pcm)
             ct.audio_samples += len(pcm)
             if self._streaming():
-                level = _rms(pcm)
-                fell, ct.quiet = not ct.quiet and level < ct.level * VOICE_FALL, level < ct.level * VOICE_FALL
+                fell = ct.voice_fell(pcm, max(1, int(VOICE_TAIL_SECONDS * self.speech_rate)))
                 if fell or ct.audio_samples >= STREAM_PUSH_SECONDS * self.speech_rate:
                     # a block is full, or the voice just fell: the recogniser's own endpointing (and the final
                     # a pause asks for) counts from the last voiced audio it has, so it gets that at once
                     self._push(ct)
-                ct.level = max(ct.level, level)
         else:
             self._preroll.append(pcm)
             self._preroll_samples += len(pcm)

@@ -155,12 +155,31 @@ class Endpointer:
         if self.state is TurnState.STARTING and now - self.speech_start >= cfg.start_ms / 1000.0 - 1e-9:
             self.state = TurnState.SPEAKING
             return TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, self.speech_start)
-        if self.state is TurnState.STOPPING and now - self.silence_start >= self.stop_s - 1e-9:
+        if self.state is TurnState.STOPPING:
+            return self._silence_check(now)
+        return None
+
+    def quiet_level(self) -> float:
+        """The RMS level under which audio cannot resume the current silence of a turn (see `_voiced`)."""
+        return max(self.config.voice_floor, self.level * self._resume)
+
+    def quiet_through(self, now: float) -> TurnEvent | None:
+        """The caller's audio up to `now` (audio clock, ahead of the VAD's windows) is known to lie under
+        `quiet_level()`: whatever the VAD makes of it, it cannot resume the turn, so the current silence has
+        lasted until `now`. Ends (or pauses) the turn at `now` without waiting for the VAD's results. Only
+        inside a silence of a turn; the VAD's windows for that audio, when they come, find the turn ended."""
+        if self.state is not TurnState.STOPPING:
+            return None
+        return self._silence_check(now)
+
+    def _silence_check(self, now: float) -> TurnEvent | None:
+        cfg = self.config
+        if now - self.silence_start >= self.stop_s - 1e-9:
             self.state = TurnState.QUIET
             self.paused = False
             self.stop_s = cfg.stop_ms / 1000.0
             return TurnEvent(TurnEventKind.USER_STOPPED_SPEAKING, now, self.speech_start, self.silence_start)
-        if (self.state is TurnState.STOPPING and not self.paused and 0 < cfg.speculate_ms / 1000.0 < self.stop_s
+        if (not self.paused and 0 < cfg.speculate_ms / 1000.0 < self.stop_s
                 and now - self.silence_start >= cfg.speculate_ms / 1000.0 - 1e-9):
             self.paused = True
             return TurnEvent(TurnEventKind.USER_PAUSED, now, self.speech_start, self.silence_start)
@@ -212,6 +231,15 @@ class TurnTaker:
         if not self.config.interruptible:
             return []
         return self._over_agent(prob, now, duration)
+
+    def quiet_through(self, now: float) -> TurnEvent | None:
+        """`Endpointer.quiet_through` for the caller's turn (while the agent is silent)."""
+        return None if self.agent_speaking else self.endpointer.quiet_through(now)
+
+    def quiet_level(self) -> float | None:
+        """`Endpointer.quiet_level` while a silence inside the caller's turn can end by it, else None."""
+        ep = self.endpointer
+        return None if self.agent_speaking or ep.state is not TurnState.STOPPING else ep.quiet_level()
 
     def _over_agent(self, prob: float, now: float, duration: float) -> list[TurnEvent]:
         cfg = self.config

@@ -289,6 +289,30 @@ class MediaTick:
                         self.vad_dropped_seconds += dropped / s.speech_rate
                 group = [s for s in group if s.inbound.available >= s.frame]
 
+    def run_ahead(self) -> list[StreamEvent]:
+        """Silences ended ahead of the VAD: for each stream inside a silence of the caller's turn, the audio
+        read but not yet analysed is measured in 10 ms blocks; the blocks from the analysed clock on that lie
+        under the level that could resume the turn (`TurnTaker.quiet_level`) extend the silence at once, so a
+        pause or the end of a turn is told on the tick that read its audio, not a VAD job (and up to a
+        32 ms window) later. The VAD's windows for that audio then agree (each lies under the same level)."""
+        events: list[StreamEvent] = []
+        for s in self._streams.values():
+            level = s.turn.quiet_level()
+            if level is None or s._gap or not s._npending:
+                continue
+            block = s.speech_rate // 100
+            n = s._npending // block
+            if not n:
+                continue
+            blocks = s._pending[: n * block].reshape(n, block)
+            loud = np.flatnonzero(np.mean(np.square(blocks, dtype=np.float32), axis=1) >= level * level)
+            quiet = int(loud[0]) if len(loud) else n
+            if quiet:
+                ev = s.turn.quiet_through(s.audio_time() + quiet * block / s.speech_rate)
+                if ev is not None:
+                    events.append(StreamEvent(s.key, ev))
+        return events
+
     def finish(self, job: VadJob) -> list[StreamEvent]:
         """The tick's second half, on the owner's thread: store the VAD state back (streams removed
         meanwhile are skipped: their slot may already serve a new stream), consume the analysed windows

@@ -206,13 +206,16 @@ class MediaLoop:
                 ring = self.tick.stream(leg.key).speech
                 if ring.available:
                     leg.on_speech(ring.read(ring.available))
+        self._dispatch(self.tick.run_ahead())  # a silence's end told from the audio's level, ahead of the VAD
         for leg in self.legs.values():
             self._top_up(leg, pad=True)
         return job
 
     def complete(self, job: VadJob) -> None:
         """The tick's turn-taking half: the VAD's results applied, the turn events handed to their calls."""
-        events = self.tick.finish(job)
+        self._dispatch(self.tick.finish(job))
+
+    def _dispatch(self, events: list[StreamEvent]) -> None:
         if events:
             by_key: dict[Hashable, list[StreamEvent]] = {}
             for ev in events:

@@ -321,3 +321,41 @@ def test_a_hint_outside_a_pause_is_ignored():
     events = [e for i, p in enumerate(script((1.0, 0.9), (1.0, 0.0))) if (e := update(ep, p, (i + 1) * W))]
     assert events[-1].kind is K.USER_STOPPED_SPEAKING
     assert events[-1].at - events[-1].speech_end == pytest.approx(0.6, abs=W)
+
+
+def test_a_silence_its_level_vouches_for_ends_the_turn_ahead_of_the_vad():
+    """`quiet_through`: audio read but not yet analysed that lies under the level that could resume the turn
+    extends the silence at once; the VAD's windows for it, when they come, add nothing."""
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=100, complete_stop_ms=550)
+    ep = Endpointer(cfg)
+    wins = windows((0.32, 0.02, 30), (0.96, 0.95, 6000))
+    for i, (p, rms) in enumerate(wins):
+        ep.update(p, (i + 1) * W, W, rms)
+    assert ep.state is TurnState.SPEAKING
+    assert ep.quiet_through(2.0) is None  # not inside a silence: nothing to extend
+    voice_end = len(wins) * W
+    silent = ep.update(0.9, voice_end + W, W, 30)  # the VAD lags, the level has fallen: a silence began
+    assert silent.kind is K.USER_SILENT and silent.speech_end == pytest.approx(voice_end)
+    assert ep.quiet_level() == pytest.approx(6000 * 10 ** (-35 / 20))  # voice_resume_db under the turn's level
+    assert ep.quiet_through(voice_end + 0.09) is None
+    paused = ep.quiet_through(voice_end + 0.10)
+    assert paused.kind is K.USER_PAUSED and paused.at == pytest.approx(voice_end + 0.10)
+    assert ep.quiet_through(voice_end + 0.12) is None  # once per silence
+    ep.hint(True)  # the words read as finished: 550 ms
+    stopped = ep.quiet_through(voice_end + 0.55)
+    assert stopped.kind is K.USER_STOPPED_SPEAKING and stopped.speech_end == pytest.approx(voice_end)
+    assert stopped.at == pytest.approx(voice_end + 0.55)
+    assert ep.state is TurnState.QUIET
+    # the VAD's windows for that audio come later (its probability still falling): no second end, no new turn
+    late = [ep.update(p, voice_end + (i + 2) * W, W, 30) for i, p in enumerate([0.6, 0.4, 0.2] + [0.02] * 15)]
+    assert late == [None] * len(late)
+
+
+def test_a_silence_is_not_extended_ahead_of_the_vad_while_the_agent_talks():
+    tt = TurnTaker(EndpointingConfig(start_ms=200, stop_ms=600))
+    for i, p in enumerate(script((1.0, 0.9))):
+        tt.update(p, (i + 1) * W, W, 3000)
+    tt.update(0.02, 1.0 + W, W, 30)
+    assert tt.quiet_level() is not None
+    tt.agent_started(1.1)
+    assert tt.quiet_level() is None and tt.quiet_through(2.0) is None

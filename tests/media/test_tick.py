@@ -168,3 +168,39 @@ def test_the_model_does_not_run_on_silent_windows(tick_model, speech_8k):
     assert start.speech_start == pytest.approx(3.0 + voiced[0] / 8000, abs=0.15)
     slot = tick.stream("talks").slot
     assert not tick.banks[8000]._state[:, slot].any()  # back in the quiet: a fresh model state
+
+
+def test_a_turn_ends_on_the_tick_that_read_its_silence_not_when_the_lagging_vad_gets_there(tick_model, speech_8k):
+    """`run_ahead`: with the VAD's jobs held back (one job per 100 ms, as on a busy box), the end of the turn
+    still comes on the tick whose audio completes stop_ms of silence under the turn's level — once."""
+    def drive(ahead: bool):
+        tick = MediaTick(tick_model)
+        tick.add_stream("c", in_rate=8000, config=EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=100))
+        sig = np.concatenate([np.zeros(4000, np.int16), speech_8k])
+        events, job = [], None
+        for k in range(round(6.0 / 0.02)):
+            now = (k + 1) * 0.02
+            chunk = sig[k * 160 : (k + 1) * 160]
+            tick.push_rx("c", np.pad(chunk, (0, 160 - len(chunk))))
+            tick.take_inbound(now)
+            if ahead:
+                events += [(now, e.event) for e in tick.run_ahead()]
+            if job is None:
+                job = tick.vad_job()
+            if k % 5 == 4:  # the VAD thread answers every fifth tick
+                job.run()
+                events += [(now, e.event) for e in tick.finish(job)]
+                job = None
+        return events
+
+    for ahead in (True, False):
+        events = drive(ahead)
+        kinds = [e.kind for _, e in events]
+        assert kinds.count(K.USER_STARTED_SPEAKING) == 1 and kinds.count(K.USER_STOPPED_SPEAKING) == 1
+        told, stopped = next((t, e) for t, e in events if e.kind is K.USER_STOPPED_SPEAKING)
+        assert stopped.at - stopped.speech_end == pytest.approx(0.6, abs=0.04)
+        late = told - (stopped.speech_end + 0.6)  # from the audio that completed the silence to the event
+        if ahead:
+            assert 0 <= late <= 0.02 + 1e-9  # the tick that read it
+        else:
+            assert late > 0.02  # the VAD's next answer, and its 32 ms windows

@@ -451,20 +451,22 @@ def report(args: argparse.Namespace, res: Run) -> None:
         rx = [x for x in res.trace.get("rx_voiced", []) if t.sent_at - 3 < x <= t.heard_at]
         if rx:
             split.setdefault("rx", []).append((max(rx) - t.sent_at) * 1000)
-        marks = {"paused": "user_paused", "stopped": "user_stopped_speaking", "final": "stt_final",
-                 "llm": "llm_request", "tts": "tts_request"}
-        for name, kind in marks.items():  # the last of each before the reply was handed over (the one spoken)
-            until = first_play if (first_play := next((p for p in plays if t.sent_at < p <= t.heard_at), None)) \
-                else t.heard_at
-            at = max((x for x in res.trace.get(kind, []) if t.sent_at < x <= until), default=None)
-            if kind in ("user_paused", "user_stopped_speaking"):
-                at = next((x for x in sorted(res.trace.get(kind, [])) if t.sent_at < x <= t.heard_at), None)
-            elif kind == "stt_final":  # the final the spoken reply was asked from (not the turn's last)
-                asked = max((x for x in res.trace.get("llm_request", []) if t.sent_at < x <= until), default=until)
-                at = max((x for x in res.trace.get(kind, []) if t.sent_at < x <= asked), default=None)
+        first = next((p for p in plays if t.sent_at < p <= t.heard_at), None)
+        until = first or t.heard_at  # marks behind the spoken reply: the last of each before it was handed over
+
+        def last(kind: str, after: float, before: float) -> float | None:
+            return max((x for x in res.trace.get(kind, []) if after < x <= before), default=None)
+
+        llm = last("llm_request", t.sent_at, until)
+        marks = {  # the endpointer's first pause and end after the sentence; the final the reply was asked from
+            "paused": min((x for x in res.trace.get("user_paused", []) if t.sent_at < x <= t.heard_at), default=None),
+            "stopped": min((x for x in res.trace.get("user_stopped_speaking", []) if t.sent_at < x <= t.heard_at),
+                           default=None),
+            "final": last("stt_final", t.sent_at, llm or until), "llm": llm,
+            "tts": last("tts_request", t.sent_at, until)}
+        for name, at in marks.items():
             if at is not None:
                 split.setdefault(name, []).append((at - t.sent_at) * 1000)
-        first = next((p for p in plays if t.sent_at < p <= t.heard_at), None)
         if first is not None:
             split.setdefault("play", []).append((first - t.sent_at) * 1000)
             split.setdefault("heard", []).append((t.heard_at - first) * 1000)

@@ -151,7 +151,7 @@ async def _caller(target: str, utts: list[Utterance], conn: Any, script_url: str
     engine = create_engine()
     rtp = free_port(200)
     await engine.start(EngineConfig(host=HOST, port=free_port(), rtp_port_min=rtp, rtp_port_max=rtp + 199,
-                                    max_calls=4))
+                                    max_calls=4, timer_slack_us=0))  # the phone: the same on every run
     loop = asyncio.get_running_loop()
     results: list[TurnResult] = []
     noise = np.random.default_rng(3)
@@ -232,7 +232,7 @@ async def _caller(target: str, utts: list[Utterance], conn: Any, script_url: str
                 v2v = (heard_at - sent_last_voiced) * 1000.0
             results.append(TurnResult(utt.text, utt.pause_ms, v2v, cut_off, sent_at=sent_last_voiced,
                                       heard_at=heard_at))
-        conn.send(("turns-done", len(results)))
+        conn.send(("turns-done", len(results), call.rtp_stats().rx_jitter_ms))
         while not conn.poll(0):  # wait for the benchmark to read the worker's counters
             await tick()
             call.write_pcm(comfort())
@@ -254,6 +254,7 @@ class Run:
     conversation: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     trace: dict[str, list[float]] = field(default_factory=dict)
+    caller_rx_jitter_ms: float | None = None  # RFC 3550 interarrival jitter of the worker's RTP, at the caller
 
 
 async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> Run:
@@ -333,7 +334,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     rtp = free_port(400)
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
                         rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST,
-                        allow_private_urls=True)  # the stand-ins listen on loopback
+                        allow_private_urls=True,  # the stand-ins listen on loopback
+                        sip_timer_slack_us=Settings.from_env().sip_timer_slack_us)  # SWITCHBOARD_SIP_TIMER_SLACK_US
     pool = await create_pool(dsn, max_size=4)
     tel = None
     try:
@@ -367,6 +369,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
             if ready:
                 got = parent.recv()
                 if isinstance(got, tuple) and got[0] == "turns-done":
+                    out.caller_rx_jitter_ms = got[2]
                     conv = next((s.conversation for s in tel.sessions.values() if s.conversation), None)
                     if conv is not None:
                         out.conversation = {k: getattr(conv, k, None) for k in (
@@ -376,7 +379,7 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
                 break
             if not caller.is_alive():
                 raise SystemExit(f"the caller exited ({caller.exitcode}) without results")
-        caller.join(10)
+        await loop.run_in_executor(None, caller.join, 10)
         if isinstance(got, BaseException):
             raise got
         out.turns = got
@@ -437,6 +440,9 @@ def report(args: argparse.Namespace, res: Run) -> None:
               f"v2v p50 {np.percentile(vv, 50) if vv else float('nan'):.0f} ms")
     for t in missing:
         print(f"   no reply within 5 s: {t.text!r}")
+    if res.caller_rx_jitter_ms is not None:
+        print(f"the worker's RTP pacing at the caller: interarrival jitter {res.caller_rx_jitter_ms:.1f} ms "
+              "(RFC 3550, the caller's engine, last RTCP interval)")
     c = res.conversation
     if c and c.get("speculations") is not None:
         started = c["speculations"] or 0

@@ -259,6 +259,13 @@ class BaresipEngine(Engine):
             await bridge.guard_requests(self._check_request)
         except Exception as exc:
             logger.warning("SIP request guard unavailable (malformed INVITEs reach the stack): %s", exc)
+        slack = self._config.timer_slack_us
+        if slack > 0:
+            try:
+                got = await bridge.set_timer_slack(slack)
+                logger.info("SIP engine threads' timer slack %d µs", got // 1000)
+            except Exception as exc:
+                logger.warning("SIP engine threads keep the default timer slack: %s", exc)
         try:
             await bridge.trace_sources()
         except Exception as exc:

@@ -113,6 +113,12 @@ class EngineConfig:
             measures (else it holds ``min``). Every millisecond of it is added to
             the caller's wait for an answer; the stack's own default (a fixed
             100 ms on loopback) made half of the one-way delay.
+        timer_slack_us: Timer slack (Linux) for the stack's threads, in µs. baresip's per-call
+            transmit thread polls every 4 ms for a due packet; with 4 ms of slack the kernel
+            batches those wake-ups with others: measured with 40 talking calls, the per-call
+            audio threads' CPU fell from 27.7 % to 17.5 % of a core and the worker's from
+            123 % to 107 %; packets leave up to a few ms later (RFC 3550 jitter at the peer 1.5
+            → 3 ms). 0 leaves the kernel's default (50 µs).
         public_address: The address put in SDP and Contact (the engine's
             network interface), when it differs from the listen address:
             e.g. a container with host networking on a machine with a
@@ -153,6 +159,7 @@ class EngineConfig:
     udp_receive_buffer: int = 4 * 1024 * 1024
     jitter_buffer_ms: tuple[int, int] = (10, 300)
     jitter_buffer_adaptive: bool = True
+    timer_slack_us: int = 4000
 
 
 @dataclass(frozen=True)

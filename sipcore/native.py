@@ -1,7 +1,7 @@
 """A small bridge to the native stack under baresip-python, for what its Python API does not expose.
 
 baresip-python 0.5.2a3 (pinned exactly) ships baresip 4.x / libre 4.x in one shared object whose C symbols
-are exported. Three things Switchboard needs are only reachable there:
+are exported. What Switchboard needs from it and only reaches there:
 
 - **Running code on the SIP thread.** libre is not thread-safe: its functions must run on the thread that
   owns the stack. The library delivers every native event through one sink called *on that thread*; the
@@ -14,6 +14,11 @@ are exported. Three things Switchboard needs are only reachable there:
 - (Not possible: the descriptor cap. libre watches at most 1,024 descriptors — "fd_listen maxfds
   reached" — and ``fd_setsize`` only takes effect before polling starts, inside the library's own
   start-up; measured: calling it later changes nothing. The engine budgets TCP connections instead.)
+- **Timer slack for the stack's threads.** baresip 4.x sends each call's RTP from a transmit thread of its
+  own ("Audio TX") that wakes every 4 ms to see whether a 20 ms packet is due: ~240 wake-ups a second per
+  call, plus 50 each for the call's audio source and player threads. Threads inherit the timer slack of the
+  thread that starts them, and the stack starts them from the SIP thread: a slack set there lets the
+  kernel batch those wake-ups (the engine sets it; see ``EngineConfig.timer_slack_us``).
 - **The real source of each request.** The stack parses Via but never reports the packet's source
   address. libre's SIP trace hook sees every received message with its real source before it is
   handled: the bridge records ``Call-ID → (transport, host, port)`` for INVITEs (bounded), so inbound
@@ -40,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+PR_SET_TIMERSLACK, PR_GET_TIMERSLACK = 29, 30  # <linux/prctl.h>
 _SA_SIZE = 128  # struct sa is 32 bytes on Linux; a roomy buffer keeps us layout-agnostic
 _TRANSPORTS = {0: "udp", 1: "tcp", 2: "tls", 3: "ws", 4: "wss"}
 _CALL_ID = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n]+)", re.I | re.M)
@@ -182,6 +188,19 @@ class NativeBridge:
         inner = self._inner
         if inner is not None:
             inner(ev, handle, payload)
+
+    async def set_timer_slack(self, microseconds: int) -> int:
+        """The SIP thread's timer slack (Linux ``PR_SET_TIMERSLACK``); every thread the stack starts from it
+        afterwards — each call's audio source, player and transmit threads — inherits it. Returns the slack
+        now in force, in ns (read back from the kernel)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+
+        def apply() -> int:
+            if libc.prctl(PR_SET_TIMERSLACK, ctypes.c_ulong(microseconds * 1000), 0, 0, 0) != 0:
+                raise OSError(ctypes.get_errno(), "prctl(PR_SET_TIMERSLACK) failed")
+            return int(libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0))
+
+        return await self.on_sip_thread(apply)
 
     async def on_sip_thread(self, fn: Callable[[], T], wait_s: float = 5.0) -> T:
         """Run ``fn()`` on the SIP thread; return its result (or raise its exception)."""

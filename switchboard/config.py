@@ -20,6 +20,13 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _bounded(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    value = _int(env, name, default)
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 def _one_line(env: dict[str, str], name: str, default: str) -> str:
     raw = (env.get(name) or "").strip()
     if not raw:
@@ -92,6 +99,7 @@ class Settings:
     stall_log_ms: int = 100  # the event loop not turning this long is logged with its stack
     stall_dump_seconds: int = 0  # a diagnostic: every thread's stack to stderr after this long (0: off)
     jitter_buffer_ms: tuple[int, int] = (10, 300)  # adaptive receive jitter buffer, min-max
+    sip_timer_slack_us: int = 4000  # the SIP engine's threads (per-call audio threads batch their wake-ups)
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -133,6 +141,7 @@ class Settings:
             stall_log_ms=_int(env, "SWITCHBOARD_STALL_LOG_MS", 100),
             stall_dump_seconds=_int(env, "SWITCHBOARD_STALL_DUMP_SECONDS", 0),
             jitter_buffer_ms=_range(env, "SWITCHBOARD_JITTER_BUFFER_MS", (10, 300)),
+            sip_timer_slack_us=_bounded(env, "SWITCHBOARD_SIP_TIMER_SLACK_US", 4000, 0, 20000),
         )
 
     @property

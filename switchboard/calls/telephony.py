@@ -96,6 +96,7 @@ class Telephony(OfflineCalls):
                 rtp_port_max=self.settings.rtp_port_max, max_calls=self.settings.max_calls,
                 user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
                 public_address=self.settings.public_ip, jitter_buffer_ms=self.settings.jitter_buffer_ms,
+                timer_slack_us=self.settings.sip_timer_slack_us,
             ))
         finally:
             log.info("provider SDKs loaded in %.2f s", await sdks)  # preload() itself never raises

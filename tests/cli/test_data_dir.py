@@ -97,3 +97,13 @@ def test_the_jitter_buffer_setting_is_a_range_of_milliseconds() -> None:
     for bad in ("abc", "300-10", "-5-10", "10-99999"):
         with pytest.raises(ValueError, match="SWITCHBOARD_JITTER_BUFFER_MS"):
             Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_JITTER_BUFFER_MS": bad})
+
+
+def test_the_sip_engines_timer_slack_is_bounded_microseconds() -> None:
+    from switchboard.config import Settings
+
+    assert Settings.from_env({"HOME": "/tmp"}).sip_timer_slack_us == 4000
+    assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_SIP_TIMER_SLACK_US": "0"}).sip_timer_slack_us == 0
+    for bad in ("abc", "-1", "20001"):
+        with pytest.raises(ValueError, match="SWITCHBOARD_SIP_TIMER_SLACK_US"):
+            Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_SIP_TIMER_SLACK_US": bad})

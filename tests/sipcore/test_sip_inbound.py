@@ -10,6 +10,7 @@ import pytest
 
 from sipcore import CallStatus, DtmfReceived, HangupBy, IncomingCall, RefusedCall
 from sipcore.baresip_engine import BaresipEngine
+from sipcore.engine import EngineConfig
 from sipcore.protection import RateLimiter
 from tests.support.sip_peers import (
     HOST,
@@ -94,6 +95,44 @@ async def test_sipp_tone_reaches_engine_and_caller_fields(engine: BaresipEngine,
     assert call.read_pcm().size == 0
     assert call.write_pcm(tone(440, 160)) == 0
     assert call.rtp_stats().rx_packets > 100
+
+
+def _engine_audio_threads() -> dict[str, int]:
+    """This process's per-call native audio threads (baresip's transmit thread, the audio source and player
+    of the binding's PCM slot) → their timer slack in ns."""
+    import os
+
+    out: dict[str, int] = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                comm = fh.read().strip()
+            if comm.startswith(("Audio TX", "aumem")):
+                with open(f"/proc/{tid}/timerslack_ns") as fh:
+                    out[f"{comm}/{tid}"] = int(fh.read())
+        except OSError:  # a thread that ended meanwhile
+            continue
+    return out
+
+
+async def test_a_calls_audio_threads_batch_their_wakeups(engine: BaresipEngine, engine_config: EngineConfig,
+                                                        workdir: Path) -> None:
+    """The engine's per-call transmit thread polls every 4 ms: it and the call's other audio threads run with the
+    configured timer slack (set on the SIP thread, inherited by the threads the stack starts), not the kernel's
+    50 µs default."""
+    assert engine_config.timer_slack_us == 4000
+    answerer = Answerer()
+    engine.set_incoming_handler(answerer)
+    args = sipp_to(engine, tone_call(workdir, hold_ms=3000), "-s", "+15551112222", "-m", "1")
+    async with running(args, cwd=workdir, limit=20, name="sipp") as sipp:
+        incoming = await asyncio.wait_for(answerer.calls.get(), 10)
+        await collect_pcm(incoming, 0.5)  # media is flowing: the call's audio threads run
+        threads = _engine_audio_threads()
+        await asyncio.wait_for(incoming.call.wait_ended(), 10)
+        assert (await sipp.wait(10)).rc == 0
+    assert any(name.startswith("Audio TX") for name in threads), threads
+    assert any(name.startswith("aumem") for name in threads), threads
+    assert set(threads.values()) == {engine_config.timer_slack_us * 1000}, threads
 
 
 async def test_audio_both_ways_with_baresip_peer(engine: BaresipEngine, workdir: Path) -> None:

@@ -73,6 +73,7 @@ class Overload:
             self.stt_load = SttLoad()
             setattr(stt, ATTRIBUTE, self.stt_load)
         self._lateness: deque[float] = deque(maxlen=max(1, int(window_s / PERIOD)))  # ms
+        self._over = {refuse_ms: 0, degraded_ms: 0}  # samples in the window over each threshold (kept per sample)
         self._task: asyncio.Task[None] | None = None
         self.measuring = False
         self.refused = 0
@@ -133,7 +134,16 @@ class Overload:
 
     def record_lateness(self, ms: float) -> None:
         """One lateness sample (the probe's; tests feed their own)."""
-        self._lateness.append(ms)
+        lat, over = self._lateness, self._over
+        if len(lat) == lat.maxlen:  # the oldest sample leaves the window
+            oldest = lat[0]
+            for limit in over:
+                if oldest > limit:
+                    over[limit] -= 1
+        lat.append(ms)
+        for limit in over:
+            if ms > limit:
+                over[limit] += 1
         self._track()
 
     # -- decisions -------------------------------------------------------------------------------------
@@ -141,9 +151,13 @@ class Overload:
         return float(np.percentile(self._lateness, 95)) if self._lateness else 0.0
 
     def late_share_over(self, ms: float) -> float:
-        """Share of the window's wake-ups that came more than ``ms`` late."""
+        """Share of the window's wake-ups that came more than ``ms`` late (counted as samples come and go for
+        the two thresholds: the degraded check runs on every tick)."""
         lat = self._lateness
-        return sum(1 for x in lat if x > ms) / len(lat) if lat else 0.0
+        if not lat:
+            return 0.0
+        over = self._over.get(ms)
+        return (over if over is not None else sum(1 for x in lat if x > ms)) / len(lat)
 
     @property
     def stt_overloaded(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+import numpy as np
 import pytest
 
 from agents.stt_load import SttLoad, load_of
@@ -218,3 +219,16 @@ def test_lateness_that_keeps_coming_back_refuses_calls_after_each_blip_has_passe
         overload.record_lateness(1.0)
     assert overload.late_share_over(15) > 0.01
     assert overload.admit()
+
+
+def test_the_late_shares_kept_per_sample_match_a_count_of_the_window():
+    """The shares over the two thresholds are kept as samples enter and leave the window (the degraded check
+    runs on every tick); they equal a count over the window at every step, also once the window wraps."""
+    rng = np.random.default_rng(7)
+    overload = Overload(None, refuse_ms=15, degraded_ms=20, late_share=0.01, window_s=0.5, admission=True)
+    for ms in rng.choice([0.0, 5.0, 15.0, 16.0, 20.0, 25.0], size=200):
+        overload.record_lateness(float(ms))
+        window = list(overload._lateness)
+        for limit in (15, 20):
+            assert overload.late_share_over(limit) == sum(x > limit for x in window) / len(window)
+    assert len(window) == 25

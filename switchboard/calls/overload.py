@@ -181,7 +181,7 @@ class Overload:
         if self.max_calls is not None and self.active_calls is not None and self.active_calls() >= self.max_calls:
             return f"{self.active_calls()} calls up (limit {self.max_calls})"
         late = [x > self.refuse_ms for x in self._lateness]
-        share = sum(late) / len(late) if late else 0.0
+        share = self.late_share_over(self.refuse_ms)
         idle = self.active_calls is not None and self.active_calls() == 0
         per_second = int(RECENT_S / PERIOD)
         ongoing = any(late[-per_second:])

@@ -6,6 +6,12 @@ start here, and blocks every other thread's page faults meanwhile. The standard 
 uses ``vfork()`` when it needs no ``preexec_fn`` (1.5 ms). So the program is started by ``subprocess.Popen``
 (tied to the server by `agents.childproc.tied_command`) and its pipes are read and written through the
 running loop; its exit status is collected off the loop once its output has ended.
+
+Its output comes through socket pairs, not pipes: uvloop's ``connect_read_pipe`` closes a pipe's descriptor in
+libuv and then closes the file object given to it, the same number a second time (``close(n) = 0`` then
+``close(n) = EBADF`` in strace). Between the two, any other thread may have been given that number (the SIP
+stack's RTP socket, a recording's file), and the second close takes it from them. A socket given to
+``connect_accepted_socket`` is detached by uvloop and closed once by asyncio.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import asyncio
 import contextlib
 import errno
 import shutil
+import socket
 import subprocess
 from collections.abc import Sequence
 
@@ -37,25 +44,35 @@ class Child:
             raise FileNotFoundError(errno.ENOENT, "program not found", argv[0])
         loop = asyncio.get_running_loop()
         cmd, spawn = tied_command(argv)
-        proc = subprocess.Popen(  # noqa: ASYNC220 - vfork, ~1.5 ms: the point of this module (see above)
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            **spawn)
-        assert proc.stdin and proc.stdout and proc.stderr
+        ends = [socket.socketpair() for _ in range(2)]  # (ours, the program's) for stdout, stderr
+        try:
+            proc = subprocess.Popen(  # noqa: ASYNC220 - vfork, ~1.5 ms: the point of this module (see above)
+                cmd, stdin=subprocess.PIPE, stdout=ends[0][1].fileno(), stderr=ends[1][1].fileno(), **spawn)
+        except BaseException:
+            for pair in ends:
+                for end in pair:
+                    end.close()
+            raise
+        for _, theirs in ends:
+            theirs.close()
+        assert proc.stdin
         transports: list[asyncio.BaseTransport] = []
         try:
             with proc.stdin:
                 proc.stdin.write(stdin_data)
             readers = []
-            for pipe in (proc.stdout, proc.stderr):
+            for ours, _ in ends:
                 reader = asyncio.StreamReader(limit=1 << 20)
                 protocol = asyncio.StreamReaderProtocol(reader)
-                transport, _ = await loop.connect_read_pipe(lambda p=protocol: p, pipe)  # type: ignore[misc]
+                transport, _ = await loop.connect_accepted_socket(lambda p=protocol: p, ours)  # type: ignore[misc]
                 transports.append(transport)
                 readers.append(reader)
         except BaseException:
             proc.kill()
             for t in transports:
                 t.close()
+            for ours, _ in ends[len(transports):]:
+                ours.close()
             await asyncio.to_thread(proc.wait)
             raise
         return cls(proc, readers[0], readers[1], transports)

@@ -3,11 +3,12 @@
 #   runtime: flite (the default local voice), espeak-ng (the light fallback and every other language),
 #            sox
 #   tests:   sox (test speech), sip-tester (sipp), baresip, kamailio (real SIP peers on loopback),
+#            strace (a test counts the close() calls on a spawned program's pipes),
 #            docker-compose (validates compose.yaml without a Docker engine)
 set -euo pipefail
 want=(flite espeak-ng sox libsox-fmt-all)
 if [ "${1:-}" = "--test" ]; then
-    want+=(sip-tester baresip kamailio docker-compose)
+    want+=(sip-tester baresip kamailio docker-compose strace)
 fi
 missing=()
 for p in "${want[@]}"; do

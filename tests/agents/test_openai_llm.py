@@ -227,3 +227,45 @@ async def test_first_sentence_is_ready_before_the_reply_ends(server: FakeOpenAI,
             first_at = time.perf_counter() - t0
     total = time.perf_counter() - t0
     assert first_at is not None and first_at < total / 4  # TTS can start on "Sure, I can help."
+
+
+async def test_a_long_conversation_goes_out_as_it_is_without_stalling_the_loop(server: FakeOpenAI) -> None:
+    """Every call's media shares this loop: the request must not walk the history on it (the SDK's
+    parameter transform took ~0.2 ms per message: 2,000 messages, ~0.4 s of stall)."""
+    llm = OpenAILLM(model="gpt-test", base_url=server.base_url, api_key="sk-test", timeout=5,
+                    extra_body={"temperature": 0.1, "seed": 7})
+    history: list[dict[str, Any]] = [{"role": "system", "content": "Be brief."}]
+    for i in range(1000):
+        history.append({"role": "user", "content": f"Question {i} about my booking for two people?"})
+        history.append({"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{i}", "type": "function", "function": {"name": "lookup", "arguments": '{"q": 1}'}}]}
+            if i % 10 == 0 else {"role": "assistant", "content": f"Answer {i}."})
+        if i % 10 == 0:
+            history.append({"role": "tool", "tool_call_id": f"c{i}", "content": '{"ok": true}'})
+    server.script = [Reply(["Fine."])]
+    worst, beat = 0.0, time.perf_counter()
+    done = asyncio.Event()
+
+    async def heartbeat() -> None:
+        nonlocal worst, beat
+        while not done.is_set():
+            await asyncio.sleep(0.001)
+            now = time.perf_counter()
+            worst, beat = max(worst, now - beat), now
+
+    hb = asyncio.create_task(heartbeat())
+    await asyncio.sleep(0.01)
+    try:
+        events = await collect(llm.stream(history, tools=[{"type": "function", "function": {
+            "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "integer"}}}}}]))
+    finally:
+        done.set()
+        await hb
+        await llm.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Fine."]
+    req = server.requests[0]
+    assert req["messages"] == history  # sent as given: tool calls, nulls and tool results untouched
+    assert req["tools"][0]["function"]["name"] == "lookup"
+    assert req["temperature"] == 0.1 and req["seed"] == 7  # extra_body over the named parameters
+    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert worst < 0.15, f"the event loop stalled {worst * 1000:.0f} ms while the request was built"

@@ -66,6 +66,7 @@ HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "support" / "scenarios" / "uac_tone.xml"
 PERIOD = 0.020
+LATE_MS = 15.0  # a tick this late counts against admission (switchboard.calls.overload refuse_ms)
 SETTLE = 1.0  # s after the N-th call is on the tick before the steady window opens
 TAIL = 4.0  # s of hold after the steady window closes, before the first BYE
 RAMP_QUIET = 2.0  # s without a new call on the tick after the ramp's nominal end: the rest were refused
@@ -346,6 +347,25 @@ class Snap:
     legs: int
 
 
+class _RunQueueClock:
+    """The calling thread's time spent runnable but waiting for a core (``/proc/thread-self/schedstat``,
+    second field, ns); 0 where the kernel does not keep it."""
+
+    def __init__(self) -> None:
+        try:
+            self._fd: int | None = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def ns(self) -> int:
+        if self._fd is None:
+            return 0
+        try:
+            return int(os.pread(self._fd, 64, 0).split()[1])
+        except (OSError, IndexError, ValueError):
+            return 0
+
+
 @dataclass
 class Probe:
     """Takes snapshots and records every media tick in the steady window."""
@@ -354,7 +374,9 @@ class Probe:
     pg_proc: psutil.Process | None
     sipp_proc: psutil.Process | None = None
     recording: bool = False
-    ticks: list[list[Any]] = field(default_factory=list)  # lateness, busy, frames, empty, reads, cpu
+    # lateness, busy, frames, empty, reads, cpu; since the last tick's end: wall, loop CPU, run-queue wait;
+    # the I/O half's own run-queue wait
+    ticks: list[list[Any]] = field(default_factory=list)
     rss_samples: list[int] = field(default_factory=list)
 
     def snap(self) -> Snap:
@@ -379,14 +401,22 @@ class Probe:
         stats = media.stats
         ticks = self.ticks
 
+        runq = _RunQueueClock()
+        gap = [time.perf_counter(), time.thread_time(), runq.ns()]  # the loop thread at the last tick's end
+
         def timed_begin(now: float) -> Any:
             if not self.recording:
                 return begin(now)
             f0, e0, r0 = stats.rx_frames, stats.rx_empty, stats.rx_reads
-            c0, u0 = time.perf_counter(), time.thread_time()
+            c0, u0, q0 = time.perf_counter(), time.thread_time(), runq.ns()
             job = begin(now)
-            ticks.append([media.lateness_ms / 1000, time.perf_counter() - c0, stats.rx_frames - f0,
-                          stats.rx_empty - e0, stats.rx_reads - r0, time.thread_time() - u0])
+            c1, u1, q1 = time.perf_counter(), time.thread_time(), runq.ns()
+            # since the last tick ended: the loop thread's wall time, its CPU (other callbacks), its wait for a
+            # core; then the tick's own wait for a core
+            ticks.append([media.lateness_ms / 1000, c1 - c0, stats.rx_frames - f0, stats.rx_empty - e0,
+                          stats.rx_reads - r0, u1 - u0, c0 - gap[0], u0 - gap[1], (q0 - gap[2]) / 1e9,
+                          (q1 - q0) / 1e9])
+            gap[0], gap[1], gap[2] = c1, u1, q1
             return job
 
         def timed_complete(job: Any) -> None:
@@ -791,6 +821,23 @@ def report(res: Result) -> None:
           f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, loop-thread wall time in both halves of a tick; the batched VAD runs on its own thread)")
     print(f"         tick CPU p50 {np.percentile(cpu, 50):.2f} / p99 {np.percentile(cpu, 99):.2f} ms (the event loop "
           f"thread's own CPU inside steps; wall − CPU = waiting for a core or the GIL)")
+    late = [t for t in res.ticks if t[0] * 1000 > LATE_MS and len(t) > 8]
+    if late:
+        gap, gcpu, grunq = (np.array([t[i] for t in late]) * 1000 for i in (6, 7, 8))
+        rest = np.maximum(gap - gcpu - grunq, 0.0)
+        print(f"         {len(late)} ticks > {LATE_MS:.0f} ms late; the loop thread between the tick before and each "
+              f"of them (medians): {np.median(gap):.1f} ms wall = {np.median(gcpu):.1f} ms running other callbacks "
+              f"+ {np.median(grunq):.1f} ms runnable, waiting for a core + {np.median(rest):.1f} ms asleep "
+              f"(its poll, or the GIL held by another thread); summed: {gcpu.sum() / gap.sum() * 100:.0f} / "
+              f"{grunq.sum() / gap.sum() * 100:.0f} / {rest.sum() / gap.sum() * 100:.0f} %")
+    long = [t for t in res.ticks if t[1] * 1000 > LATE_MS and len(t) > 9]
+    if long:
+        wall, tcpu, trunq = (np.array([t[i] for t in long]) * 1000 for i in (1, 5, 9))
+        rest = np.maximum(wall - tcpu - trunq, 0.0)
+        print(f"         {len(long)} ticks took > {LATE_MS:.0f} ms of the loop (the next one starts late), summed: "
+              f"{tcpu.sum() / wall.sum() * 100:.0f} % its own CPU, {trunq.sum() / wall.sum() * 100:.0f} % runnable, "
+              f"waiting for a core (I/O half), {rest.sum() / wall.sum() * 100:.0f} % the rest (the GIL held by "
+              f"another thread; the turn-taking half's core wait)")
     jobs = m1["vad_jobs"] - m0["vad_jobs"]
     print(f"VAD      {jobs:.0f} batched jobs in the window, tick → results applied mean "
           f"{(m1['vad_seconds'] - m0['vad_seconds']) / max(jobs, 1) * 1000:.2f} ms (the ticks do not wait for them); "

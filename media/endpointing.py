@@ -9,7 +9,10 @@ Silence inside a turn is timed from the audio's energy, not only from the VAD: S
 high for 100–200 ms after a voice stops (measured in bench-v2v), so a turn's end counted from it comes that
 much late. Given each window's RMS level, a window during a turn counts as speech only if the VAD says so
 AND its level is within `voice_drop_db` of the turn's speech level (and above `voice_floor`); the
-silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. On a
+silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. Given
+also the levels of a window's equal parts (`parts`: 8 ms each of a 32 ms window), it starts at the end of
+the last part of the last voiced window that was voice, not at the window's end: a voice that stops early
+in a window no longer adds the rest of that window (16 ms on average) to every pause and turn end. On a
 line whose noise is louder than that (the level never falls), the VAD alone decides, as before.
 USER_SILENT marks the first window of each silence inside a turn (a cue to send what the caller said so
 far on).
@@ -26,6 +29,7 @@ on a clock the caller passes in, so a 30 s conversation can be tested in millise
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 
@@ -83,6 +87,7 @@ class Endpointer:
         self.paused = False  # USER_PAUSED was emitted for the current silence
         self.stop_s = self.config.stop_ms / 1000.0  # the current silence's confirmation (see `hint`)
         self.level = 0.0  # the current turn's speech level (RMS), followed from its speech windows
+        self.voice_end: float | None = None  # end of the last voiced part of the last voiced window (`parts`)
         self._drop = 10.0 ** (-self.config.voice_drop_db / 20.0)
         self._resume = 10.0 ** (-self.config.voice_resume_db / 20.0)
 
@@ -122,18 +127,23 @@ class Endpointer:
             return prob >= cfg.stop_threshold  # hysteresis: keep speaking until clearly quiet
         return prob >= cfg.start_threshold
 
-    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None) -> TurnEvent | None:
+    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None,
+               parts: Sequence[float] | None = None) -> TurnEvent | None:
         """One VAD window: its speech probability, the end of the window on the audio clock, its length,
-        and (optionally) its RMS level, which times silences inside a turn from where the voice fell."""
+        and (optionally) its RMS level, which times silences inside a turn from where the voice fell, and the
+        levels of its equal parts, which place that point inside the window."""
         cfg = self.config
         speech = self._is_speech(prob)
         began = now - duration
         st = self.state
+        self.voice_end = None if st is TurnState.QUIET else self.voice_end
         if rms is not None and speech:
             if st is TurnState.QUIET:
                 self.level = rms
             elif self._voiced(rms):
                 self._follow(rms)
+                if parts:
+                    self.voice_end = self._last_voice(began, duration, parts)
             elif st is not TurnState.STARTING:
                 speech = False  # the VAD still says speech, but the voice has fallen: a silence
         if st is TurnState.QUIET:
@@ -144,8 +154,10 @@ class Endpointer:
                 self.state = TurnState.QUIET
         elif st is TurnState.SPEAKING:
             if not speech:
-                self.state, self.silence_start = TurnState.STOPPING, began
-                return TurnEvent(TurnEventKind.USER_SILENT, now, self.speech_start, began)
+                end = self.voice_end
+                start = end if end is not None and began - duration - 1e-9 <= end <= began else began
+                self.state, self.silence_start = TurnState.STOPPING, start
+                return TurnEvent(TurnEventKind.USER_SILENT, now, self.speech_start, start)
         elif speech:  # STOPPING
             self.state = TurnState.SPEAKING
             self.stop_s = cfg.stop_ms / 1000.0
@@ -158,6 +170,15 @@ class Endpointer:
         if self.state is TurnState.STOPPING:
             return self._silence_check(now)
         return None
+
+    def _last_voice(self, began: float, duration: float, parts: Sequence[float]) -> float:
+        """The end of a voiced window's last part that is voice (by the same level as `_voiced`; a voiced
+        window has one: its loudest part is at least as loud as the whole)."""
+        floor = max(self.config.voice_floor, self.level * self._drop)
+        for k in range(len(parts) - 1, -1, -1):
+            if parts[k] >= floor:
+                return began + duration * (k + 1) / len(parts)
+        return began + duration
 
     def quiet_level(self) -> float:
         """The RMS level under which audio cannot resume the current silence of a turn (see `_voiced`)."""
@@ -224,9 +245,10 @@ class TurnTaker:
         """`Endpointer.hint` for the caller's turn."""
         self.endpointer.hint(complete)
 
-    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None) -> list[TurnEvent]:
+    def update(self, prob: float, now: float, duration: float = 0.032, rms: float | None = None,
+               parts: Sequence[float] | None = None) -> list[TurnEvent]:
         if not self.agent_speaking:
-            ev = self.endpointer.update(prob, now, duration, rms)
+            ev = self.endpointer.update(prob, now, duration, rms, parts)
             return [ev] if ev else []
         if not self.config.interruptible:
             return []

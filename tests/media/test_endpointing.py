@@ -359,3 +359,48 @@ def test_a_silence_is_not_extended_ahead_of_the_vad_while_the_agent_talks():
     assert tt.quiet_level() is not None
     tt.agent_started(1.1)
     assert tt.quiet_level() is None and tt.quiet_through(2.0) is None
+
+
+def test_the_silence_starts_where_the_voice_fell_inside_the_last_voiced_window():
+    """A voice that stops 8 ms into a window: with the window's part levels the silence (and so the pause and
+    the turn's end) starts there, 24 ms sooner than at the window's end; without them, at the window's end."""
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600, speculate_ms=200)
+    voiced = [3000.0] * 4
+    last = [3000.0, 30.0, 30.0, 30.0]  # voice for the first 8 ms only
+    quiet = [30.0] * 4
+    wins = [(0.95, 3000.0, voiced)] * 40 + [(0.95, float(np.sqrt((3000.0**2 + 3 * 30.0**2) / 4)), last)] \
+        + [(0.02, 30.0, quiet)] * 30
+    voice_fell = 40 * W + W / 4
+
+    def run(with_parts: bool):
+        ep = Endpointer(cfg)
+        out = []
+        for i, (p, rms, parts) in enumerate(wins):
+            ev = ep.update(p, (i + 1) * W, W, rms, parts if with_parts else None)
+            if ev:
+                out.append(ev)
+        return {e.kind: e for e in out}
+
+    fine, coarse = run(True), run(False)
+    assert fine[K.USER_SILENT].speech_end == pytest.approx(voice_fell)
+    assert coarse[K.USER_SILENT].speech_end == pytest.approx(41 * W)
+    stop, coarse_stop = fine[K.USER_STOPPED_SPEAKING], coarse[K.USER_STOPPED_SPEAKING]
+    assert stop.speech_end == pytest.approx(voice_fell)
+    assert stop.at == pytest.approx(voice_fell + 0.6, abs=W) and stop.at < coarse_stop.at
+    assert fine[K.USER_PAUSED].at <= coarse[K.USER_PAUSED].at
+
+
+def test_part_levels_never_move_the_silence_start_past_the_last_voiced_window():
+    """A turn whose last voiced window is followed by windows the VAD still calls speech but whose level has
+    fallen: the silence starts inside that last voiced window (its last loud part), never earlier."""
+    cfg = EndpointingConfig(start_ms=200, stop_ms=600)
+    ep = Endpointer(cfg)
+    events = []
+    seq = [(0.95, 3000.0, [3000.0] * 4)] * 20 + [(0.95, 1500.0, [3000.0, 3000.0, 30.0, 30.0])] \
+        + [(0.9, 30.0, [30.0] * 4)] * 5 + [(0.02, 30.0, [30.0] * 4)] * 25
+    for i, (p, rms, parts) in enumerate(seq):
+        ev = ep.update(p, (i + 1) * W, W, rms, parts)
+        if ev:
+            events.append(ev)
+    silent = next(e for e in events if e.kind is K.USER_SILENT)
+    assert silent.speech_end == pytest.approx(20 * W + W / 2)

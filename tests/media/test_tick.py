@@ -204,3 +204,18 @@ def test_a_turn_ends_on_the_tick_that_read_its_silence_not_when_the_lagging_vad_
             assert 0 <= late <= 0.02 + 1e-9  # the tick that read it
         else:
             assert late > 0.02  # the VAD's next answer, and its 32 ms windows
+
+
+def test_a_turn_ends_from_where_the_voice_stopped_inside_a_window(tick_model, speech_8k):
+    """Wherever the voice stops inside a 32 ms VAD window (16 placements of the same sentence), the turn's
+    speech end lies within one 8 ms part after the sentence's last loud sample, not at the window's end."""
+    end = int(np.flatnonzero(np.abs(speech_8k) > 300)[-1]) + 1
+    errors = []
+    for offset in range(0, 256, 16):
+        tick = MediaTick(tick_model)
+        tick.add_stream("a", in_rate=8000, config=EndpointingConfig(start_ms=200, stop_ms=600))
+        sig = np.concatenate([np.zeros(8000 + offset, np.int16), speech_8k[:end], np.zeros(16000, np.int16)])
+        events = run(tick, {"a": sig}, len(sig) / 8000)
+        stopped = [ev for _, kind, _, ev in events if kind is K.USER_STOPPED_SPEAKING][-1]
+        errors.append(stopped.speech_end - (8000 + offset + end) / 8000)
+    assert min(errors) > -0.002 and max(errors) < 0.009, [round(e * 1000, 1) for e in errors]

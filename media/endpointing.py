@@ -9,7 +9,9 @@ Silence inside a turn is timed from the audio's energy, not only from the VAD: S
 high for 100–200 ms after a voice stops (measured in bench-v2v), so a turn's end counted from it comes that
 much late. Given each window's RMS level, a window during a turn counts as speech only if the VAD says so
 AND its level is within `voice_drop_db` of the turn's speech level (and above `voice_floor`); the
-silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. Given
+silence — and so USER_PAUSED and USER_STOPPED_SPEAKING — then starts where the voice really fell. A window
+in a silence loud enough to be the caller going on, that the VAD does not call speech, does not end the turn
+until such windows have lasted `onset_hold_ms`: the VAD hears a soft onset ("f…") 100–130 ms late. Given
 also the levels of a window's equal parts (`parts`: 8 ms each of a 32 ms window), it starts at the end of
 the last part of the last voiced window that was voice, not at the window's end: a voice that stops early
 in a window no longer adds the rest of that window (16 ms on average) to every pause and turn end. On a
@@ -73,6 +75,9 @@ class EndpointingConfig:
     voice_drop_db: float = 25.0  # inside a turn, a window this far under the turn's speech level is silence
     voice_resume_db: float = 35.0  # in a silence, speech (by the VAD) within this of the level resumes the turn
     voice_floor: float = 60.0  # int16 RMS under which a window is never voice (≈ −55 dBFS)
+    onset_hold_ms: float = 150.0  # a window loud enough to be the caller going on (a fricative), that the VAD does
+    # not call speech (yet: it takes it 100–130 ms into "for …"), holds the turn's end for as long as such windows
+    # have lasted under this; a noisy line's level is that loud from the silence's start, so its ends are not held
 
 
 class Endpointer:
@@ -88,6 +93,7 @@ class Endpointer:
         self.stop_s = self.config.stop_ms / 1000.0  # the current silence's confirmation (see `hint`)
         self.level = 0.0  # the current turn's speech level (RMS), followed from its speech windows
         self.voice_end: float | None = None  # end of the last voiced part of the last voiced window (`parts`)
+        self._loud_since: float | None = None  # in a silence: start of the current run of windows above quiet_level
         self._drop = 10.0 ** (-self.config.voice_drop_db / 20.0)
         self._resume = 10.0 ** (-self.config.voice_resume_db / 20.0)
 
@@ -156,7 +162,7 @@ class Endpointer:
             if not speech:
                 end = self.voice_end
                 start = end if end is not None and began - duration - 1e-9 <= end <= began else began
-                self.state, self.silence_start = TurnState.STOPPING, start
+                self.state, self.silence_start, self._loud_since = TurnState.STOPPING, start, None
                 return TurnEvent(TurnEventKind.USER_SILENT, now, self.speech_start, start)
         elif speech:  # STOPPING
             self.state = TurnState.SPEAKING
@@ -168,7 +174,15 @@ class Endpointer:
             self.state = TurnState.SPEAKING
             return TurnEvent(TurnEventKind.USER_STARTED_SPEAKING, now, self.speech_start)
         if self.state is TurnState.STOPPING:
-            return self._silence_check(now)
+            hold = False
+            if rms is not None and rms >= self.quiet_level():  # could be the caller going on: the VAD decides
+                if self._loud_since is None:
+                    self._loud_since = began
+                hold = now - self._loud_since < cfg.onset_hold_ms / 1000.0 - 1e-9
+            else:
+                self._loud_since = None
+            return self._silence_check(now, hold_stop=hold)
+        self._loud_since = None
         return None
 
     def _last_voice(self, began: float, duration: float, parts: Sequence[float]) -> float:
@@ -193,9 +207,9 @@ class Endpointer:
             return None
         return self._silence_check(now)
 
-    def _silence_check(self, now: float) -> TurnEvent | None:
+    def _silence_check(self, now: float, hold_stop: bool = False) -> TurnEvent | None:
         cfg = self.config
-        if now - self.silence_start >= self.stop_s - 1e-9:
+        if now - self.silence_start >= self.stop_s - 1e-9 and not hold_stop:
             self.state = TurnState.QUIET
             self.paused = False
             self.stop_s = cfg.stop_ms / 1000.0

@@ -404,3 +404,27 @@ def test_part_levels_never_move_the_silence_start_past_the_last_voiced_window():
             events.append(ev)
     silent = next(e for e in events if e.kind is K.USER_SILENT)
     assert silent.speech_end == pytest.approx(20 * W + W / 2)
+
+
+def test_a_soft_onset_the_vad_does_not_hear_yet_holds_the_end_of_the_turn():
+    """The caller goes on after a 480 ms pause with "f…": loud enough to be voice, but the VAD only calls it
+    speech 100 ms in. The turn resumes instead of ending 550 ms into the pause; without the hold it ends."""
+    def run(hold_ms: float):
+        cfg = EndpointingConfig(start_ms=200, stop_ms=550, speculate_ms=100, onset_hold_ms=hold_ms)
+        wins = windows((0.64, 0.95, 3000), (0.48, 0.02, 30), (0.128, 0.1, 400), (0.5, 0.95, 3000))
+        return [e.kind for e in run_energy(cfg, wins)]
+
+    held = run(150.0)
+    assert K.USER_RESUMED in held and K.USER_STOPPED_SPEAKING not in held
+    assert K.USER_STOPPED_SPEAKING in run(0.0)
+
+
+def test_a_noisy_line_is_not_held_its_turn_ends_on_time():
+    """Line noise louder than the level that could resume a turn, from the silence's start on: the hold has
+    run out long before the turn's end is due, which comes when it did without one."""
+    wins = windows((0.64, 0.95, 3000), (1.0, 0.02, 400))
+    ends = []
+    for hold_ms in (150.0, 0.0):
+        cfg = EndpointingConfig(start_ms=200, stop_ms=550, onset_hold_ms=hold_ms)
+        ends.append(next(e.at for e in run_energy(cfg, wins) if e.kind is K.USER_STOPPED_SPEAKING))
+    assert ends[0] == pytest.approx(ends[1]) and ends[0] == pytest.approx(0.64 + 0.55, abs=W)

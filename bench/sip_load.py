@@ -438,6 +438,13 @@ class Probe:
                 pass
 
 
+def _time_split(ticks: list[list[Any]], wall: int, cpu: int, runq: int) -> tuple[np.ndarray, ...]:
+    """Columns of the tick records (s) as ms: a stretch of the loop thread's wall time, its CPU in it, its wait
+    for a core in it, and the rest (asleep: its poll, or the GIL)."""
+    w, c, q = (np.array([t[i] for t in ticks]) * 1000 for i in (wall, cpu, runq))
+    return w, c, q, np.maximum(w - c - q, 0.0)
+
+
 def audio_health(tel: Any) -> dict[str, int]:
     """Sum of the engine's per-call audio counters (bytes) over live calls: receive audio dropped
     because the reader was too slow, transmit frames starved mid-audio."""
@@ -821,19 +828,17 @@ def report(res: Result) -> None:
           f"{(m1['busy_seconds'] - m0['busy_seconds']) / steady_w * 100:.1f} % of a core, loop-thread wall time in both halves of a tick; the batched VAD runs on its own thread)")
     print(f"         tick CPU p50 {np.percentile(cpu, 50):.2f} / p99 {np.percentile(cpu, 99):.2f} ms (the event loop "
           f"thread's own CPU inside steps; wall − CPU = waiting for a core or the GIL)")
-    late = [t for t in res.ticks if t[0] * 1000 > LATE_MS and len(t) > 8]
+    late = [t for t in res.ticks if t[0] * 1000 > LATE_MS]
     if late:
-        gap, gcpu, grunq = (np.array([t[i] for t in late]) * 1000 for i in (6, 7, 8))
-        rest = np.maximum(gap - gcpu - grunq, 0.0)
+        gap, gcpu, grunq, rest = _time_split(late, 6, 7, 8)
         print(f"         {len(late)} ticks > {LATE_MS:.0f} ms late; the loop thread between the tick before and each "
               f"of them (medians): {np.median(gap):.1f} ms wall = {np.median(gcpu):.1f} ms running other callbacks "
               f"+ {np.median(grunq):.1f} ms runnable, waiting for a core + {np.median(rest):.1f} ms asleep "
               f"(its poll, or the GIL held by another thread); summed: {gcpu.sum() / gap.sum() * 100:.0f} / "
               f"{grunq.sum() / gap.sum() * 100:.0f} / {rest.sum() / gap.sum() * 100:.0f} %")
-    long = [t for t in res.ticks if t[1] * 1000 > LATE_MS and len(t) > 9]
+    long = [t for t in res.ticks if t[1] * 1000 > LATE_MS]
     if long:
-        wall, tcpu, trunq = (np.array([t[i] for t in long]) * 1000 for i in (1, 5, 9))
-        rest = np.maximum(wall - tcpu - trunq, 0.0)
+        wall, tcpu, trunq, rest = _time_split(long, 1, 5, 9)
         print(f"         {len(long)} ticks took > {LATE_MS:.0f} ms of the loop (the next one starts late), summed: "
               f"{tcpu.sum() / wall.sum() * 100:.0f} % its own CPU, {trunq.sum() / wall.sum() * 100:.0f} % runnable, "
               f"waiting for a core (I/O half), {rest.sum() / wall.sum() * 100:.0f} % the rest (the GIL held by "

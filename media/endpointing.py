@@ -92,8 +92,11 @@ class Endpointer:
         self.paused = False  # USER_PAUSED was emitted for the current silence
         self.stop_s = self.config.stop_ms / 1000.0  # the current silence's confirmation (see `hint`)
         self.level = 0.0  # the current turn's speech level (RMS), followed from its speech windows
-        self.voice_end: float | None = None  # end of the last voiced part of the last voiced window (`parts`)
+        # end of the last voiced part of the last voiced window (`parts`); used only if that window is the one just
+        # before the silence (checked there), so a stale value from an earlier turn is never taken
+        self.voice_end: float | None = None
         self._loud_since: float | None = None  # in a silence: start of the current run of windows above quiet_level
+        # (reset as each silence begins)
         self._drop = 10.0 ** (-self.config.voice_drop_db / 20.0)
         self._resume = 10.0 ** (-self.config.voice_resume_db / 20.0)
 
@@ -142,7 +145,6 @@ class Endpointer:
         speech = self._is_speech(prob)
         began = now - duration
         st = self.state
-        self.voice_end = None if st is TurnState.QUIET else self.voice_end
         if rms is not None and speech:
             if st is TurnState.QUIET:
                 self.level = rms
@@ -182,7 +184,6 @@ class Endpointer:
             else:
                 self._loud_since = None
             return self._silence_check(now, hold_stop=hold)
-        self._loud_since = None
         return None
 
     def _last_voice(self, began: float, duration: float, parts: Sequence[float]) -> float:

@@ -30,6 +30,7 @@ class AudioPort:
         self._epoch: int | None = None
         self._probed_at = -1.0
         self._tx_fill = 0  # bytes queued for transmission, as of the last probe plus what we wrote since
+        self._flushing = False  # a flush requested and not yet applied by the engine's transmit thread
 
     def _probe(self) -> bool:
         if lib.bp_audio_probe(self._handle, self._info) != 0:
@@ -68,9 +69,12 @@ class AudioPort:
         return self._tx_fill // 2
 
     def write(self, pcm: np.ndarray) -> int:
-        """Queue int16 samples for transmission; returns the samples taken (0 without audio)."""
+        """Queue int16 samples for transmission; returns the samples taken (0 without audio, and while a
+        flush is still to be applied: the caller offers them again on its next tick)."""
         data = np.ascontiguousarray(pcm, dtype=np.int16)
         if not len(data):
+            return 0
+        if self._flushing and not self._flush_applied():
             return 0
         for _ in range(2):
             if self._epoch is None and not self._probe():
@@ -85,9 +89,24 @@ class AudioPort:
         return 0
 
     def flush_tx(self) -> None:
-        """Drop what is queued for transmission (barge-in)."""
-        if self._epoch is None and not self._probe():
+        """Drop what is queued for transmission (barge-in, or padding before a reply).
+
+        The engine applies a flush on its transmit thread's next tick (every 4 ms), to whatever is queued
+        then: audio written between the request and that tick was dropped with what the flush was meant for
+        (every reply lost its first 60 ms). So a flush is requested only when something is queued, and
+        `write` takes nothing until the engine shows it applied (the queue empty; nothing is written
+        meanwhile, so empty can only mean flushed)."""
+        if not self._probe() or self._tx_fill == 0:
             return
         if lib.bp_audio_flush_tx(self._handle, self._epoch) != 0:
             self._epoch = None
-        self._tx_fill = 0
+            return
+        self._flushing = True
+
+    def _flush_applied(self) -> bool:
+        if not self._probe():
+            return False
+        if self._tx_fill:
+            return False
+        self._flushing = False
+        return True

@@ -172,6 +172,60 @@ async def test_audio_both_ways_with_baresip_peer(engine: BaresipEngine, workdir:
     assert incoming.request_user == "+15553334444"
 
 
+def _bursts(pcm: np.ndarray, rate: int) -> list[np.ndarray]:
+    """The stretches of a recording that carry sound (5 ms windows above a quiet floor)."""
+    win = rate // 200
+    n = len(pcm) // win
+    loud = np.sqrt(np.mean(pcm[: n * win].astype(np.float64).reshape(n, win) ** 2, axis=1)) > 500
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], loud.astype(np.int8), [0]])))
+    return [pcm[a * win : b * win] for a, b in zip(edges[::2], edges[1::2], strict=True)]
+
+
+async def test_audio_written_right_after_a_flush_reaches_the_peer(engine: BaresipEngine, workdir: Path) -> None:
+    """What the media loop does when a reply starts (drop any padding, hand over the first frames at once) and
+    at a barge-in followed by new audio: the engine flushes on its transmit thread's next tick, so audio written
+    right after the request was discarded with what it was meant to drop (a reply lost its first 60 ms). Now the
+    new audio reaches the peer whole: at once when nothing was queued, after the flush has been applied when
+    something was."""
+    answerer = Answerer()
+    engine.set_incoming_handler(answerer)
+    src = make_tone_wav_pcm(workdir / "src.wav", 1000, 12)
+    conf = baresip_peer_dir(workdir, port=free_port(42), source_wav=src)
+    host, sip_port = engine.listen_address
+    args = ["baresip", "-f", str(conf), "-e", f"/dial sip:+15553334444@{host}:{sip_port}", "-t", "10"]
+
+    async def send(pcm: np.ndarray) -> None:  # like the tick: hand over what the engine takes, the rest next time
+        while len(pcm):
+            pcm = pcm[call.write_pcm(pcm) :]
+            if len(pcm):
+                await asyncio.sleep(0.02)
+
+    async with running(args, cwd=workdir, limit=20, name="baresip"):
+        incoming = await asyncio.wait_for(answerer.calls.get(), 10)
+        call = incoming.call
+        await call.wait_answered()
+        await asyncio.sleep(0.6)  # the agent silent: nothing queued (send waits for the media, if need be)
+        call.flush_tx()  # a reply starts: drop padding (there is none), then its first 60 ms at once
+        await send(tone(440, 480))
+        await asyncio.sleep(0.6)
+        assert call.write_pcm(tone(440, 800)) == 800  # 100 ms queued, then a barge-in and new audio at once
+        call.flush_tx()
+        await send(tone(660, 480))
+        await asyncio.sleep(0.6)
+        await call.hangup()
+        await asyncio.wait_for(call.wait_ended(), 10)
+        await asyncio.sleep(1.0)  # let baresip close its dump files
+    (dump,) = sorted((workdir / "dump").glob("dump-*-dec.wav"))
+    rec, rate = read_wav(dump)
+    bursts = _bursts(rec, rate)
+    assert len(bursts) >= 2, f"the peer heard {len(bursts)} bursts"
+    reply, after_barge_in = bursts[0], bursts[-1]
+    assert abs(len(reply) - rate * 60 // 1000) <= rate * 10 // 1000, f"reply start: {len(reply) * 1000 // rate} ms"
+    assert abs(dominant_freq(reply, rate) - 440) < 30
+    tail = after_barge_in[-rate * 50 // 1000 :]  # at most one frame of the flushed audio went out before it
+    assert len(after_barge_in) >= rate * 55 // 1000 and abs(dominant_freq(tail, rate) - 660) < 30
+
+
 async def test_stock_sipp_uac_is_not_broken_by_reinvite(engine: BaresipEngine, workdir: Path) -> None:
     """Gotcha: a plain answer() re-INVITEs ~150 ms after the ACK and the stock
     sipp uac scenario aborts on it; answer() uses video=True so it passes."""

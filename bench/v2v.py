@@ -335,7 +335,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
                         rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST,
                         allow_private_urls=True,  # the stand-ins listen on loopback
-                        sip_timer_slack_us=Settings.from_env().sip_timer_slack_us)  # SWITCHBOARD_SIP_TIMER_SLACK_US
+                        sip_timer_slack_us=Settings.from_env().sip_timer_slack_us,  # SWITCHBOARD_SIP_TIMER_SLACK_US
+                        jitter_buffer_ms=Settings.from_env().jitter_buffer_ms)  # SWITCHBOARD_JITTER_BUFFER_MS
     pool = await create_pool(dsn, max_size=4)
     tel = None
     try:

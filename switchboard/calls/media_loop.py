@@ -94,9 +94,10 @@ class MediaLoop:
             self.tick.remove_stream(key)
 
     def play(self, key: Hashable, pcm: np.ndarray) -> None:
-        """Queue agent audio (at the leg's rate) for playout. When a reply starts, the silence padding the
-        engine still holds is dropped and the audio handed over at once, not after the next tick and the
-        padding (up to ~80 ms the caller would otherwise wait)."""
+        """Queue agent audio (at the leg's rate) for playout. When a reply starts, the audio is handed over at
+        once, not on the next tick; silence padding the engine still holds from a reply that just ended (up to
+        ~60 ms the caller would otherwise wait) is dropped first, and the engine takes the new audio once that
+        flush is applied (`sipcore.baresip_audio.AudioPort.flush_tx`)."""
         self.tick.push_tx(key, pcm)
         leg = self.legs.get(key)
         if leg is not None:

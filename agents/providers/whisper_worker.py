@@ -165,8 +165,8 @@ class WhisperService:
             status, detail = await loop.run_in_executor(self._io, parent.recv) if ready else ("error", "timeout")
         except (EOFError, OSError) as exc:
             status, detail = "error", f"the process ended ({exc!r})"
-        except asyncio.CancelledError:
-            _stop(proc, parent)  # its end wakes the pipe thread's poll
+        except asyncio.CancelledError:  # closed while the model loads: nothing to finish, it is killed
+            _stop(proc, parent, graceful=False)  # its end wakes the pipe thread's poll
             raise
         if status != "ok":
             _stop(proc, parent)
@@ -177,6 +177,11 @@ class WhisperService:
 
     async def aclose(self) -> None:
         self._closed = True
+        starting = self._starting  # shielded from its callers' cancellation: a start still loading the model
+        if starting is not None and not starting.done() and starting.get_loop() is asyncio.get_running_loop():
+            starting.cancel()  # would otherwise finish after the close and leave its process running
+            with contextlib.suppress(asyncio.CancelledError, ProviderError):
+                await starting
         if self._pump_task is not None and self._pump_task.get_loop() is asyncio.get_running_loop():
             self._pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -268,11 +273,12 @@ class WhisperService:
         return result
 
 
-def _stop(proc: Any, conn: Connection | None) -> None:
-    if conn is not None:
-        with contextlib.suppress(OSError, BrokenPipeError):
-            conn.send_bytes(b"")
-    proc.join(1.0)
+def _stop(proc: Any, conn: Connection | None, *, graceful: bool = True) -> None:
+    if graceful:  # asked to end (an empty message), given a second
+        if conn is not None:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send_bytes(b"")
+        proc.join(1.0)
     if proc.is_alive():
         proc.kill()
         proc.join(1.0)

@@ -6,6 +6,8 @@ endpointer, into real pocketsphinx decoders and a real Whisper base model in its
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import os
 from collections.abc import Iterator
 
@@ -153,3 +155,23 @@ def test_base_model_is_joined_once_and_checked(tmp_path: object, monkeypatch: py
     mtime = model.stat().st_mtime_ns
     assert model_dir("base") == path and model.stat().st_mtime_ns == mtime  # not joined again
     assert Path(str(tmp_path)).is_dir()
+
+
+async def test_closing_while_the_model_loads_ends_the_helper() -> None:
+    """A server stopped during start-up (a test's, or a quick restart) used to leave the helper loading the
+    model and then running, at most of a core, until the parent process exited: its start is shielded from
+    the caller's cancellation, so it finished after the close."""
+    others = {c.pid for c in multiprocessing.active_children()}  # the module's shared service among them
+    service = WhisperService()
+    start = asyncio.create_task(service.start())
+    for _ in range(500):  # until the helper process exists (a model load takes seconds)
+        if {c.pid for c in multiprocessing.active_children()} - others:
+            break
+        await asyncio.sleep(0.01)
+    (helper,) = [c for c in multiprocessing.active_children() if c.pid not in others]
+    assert helper.name == "whisper"
+    start.cancel()
+    await service.aclose()
+    with contextlib.suppress(asyncio.CancelledError):
+        await start
+    assert not helper.is_alive() and service.pid is None

@@ -332,11 +332,11 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     _trace_providers(trace)
     loop = asyncio.get_running_loop()
     rtp = free_port(400)
+    env = Settings.from_env()  # A/B knobs: SWITCHBOARD_SIP_TIMER_SLACK_US, SWITCHBOARD_JITTER_BUFFER_MS
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
                         rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST,
                         allow_private_urls=True,  # the stand-ins listen on loopback
-                        sip_timer_slack_us=Settings.from_env().sip_timer_slack_us,  # SWITCHBOARD_SIP_TIMER_SLACK_US
-                        jitter_buffer_ms=Settings.from_env().jitter_buffer_ms)  # SWITCHBOARD_JITTER_BUFFER_MS
+                        sip_timer_slack_us=env.sip_timer_slack_us, jitter_buffer_ms=env.jitter_buffer_ms)
     pool = await create_pool(dsn, max_size=4)
     tel = None
     try:

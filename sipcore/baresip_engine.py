@@ -51,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -145,6 +146,7 @@ class BaresipEngine(Engine):
         self._tcp_connections = 0
         self._tcp_closed = 0
         self._listening: tuple[str, ...] = ()
+        self._tcp_families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)  # the SIP port's, once seen
         self._maintenance: asyncio.Task[Any] | None = None
         self._tcp_limits = tcpguard.TcpLimits()
         self.max_calls = 0
@@ -295,6 +297,9 @@ class BaresipEngine(Engine):
             f"{s.proto} {s.local_host if ':' not in s.local_host else f'[{s.local_host}]'}:{s.local_port}"
             for s in own if s.proto == "udp" or s.state == "listen"
         }))
+        tcp_families = tuple(sorted({s.family for s in own if s.proto == "tcp" and s.state == "listen"}))
+        if tcp_families:
+            self._tcp_families = tcp_families
         if config.udp_receive_buffer > 0:
             try:
                 sizes = await asyncio.to_thread(sockets.set_receive_buffer, own, config.udp_receive_buffer)
@@ -397,7 +402,8 @@ class BaresipEngine(Engine):
                 self._note_orphans()
                 await self.native_call_count()
                 protected = [(s.host, s.port) for s in self._call_sources.values() if s.transport != "udp"]
-                result = await asyncio.to_thread(tcpguard.sweep, self._config.port, limits, protected)
+                result = await asyncio.to_thread(tcpguard.sweep, self._config.port, limits, protected,
+                                                 self._tcp_families)
                 self._tcp_connections = result.connections
                 if result.closed:
                     self._tcp_closed += result.closed

@@ -47,13 +47,15 @@ def _close(entry: OwnSocket) -> bool:
     return True
 
 
-def sweep(port: int, limits: TcpLimits, protected: Iterable[tuple[str, int]] = ()) -> SweepResult:
+def sweep(port: int, limits: TcpLimits, protected: Iterable[tuple[str, int]] = (),
+          families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)) -> SweepResult:
     """One pass over the connections on ``port`` (blocking: run in a worker thread).
 
-    ``protected``: (host, port) peers of live calls, never closed.
+    ``protected``: (host, port) peers of live calls, never closed. ``families``: those the SIP port listens
+    on (each one costs a walk of the kernel's connection table).
     """
     keep = set(protected)
-    conns = [s for s in own_sockets(port, ("tcp",)) if s.state == "established"]
+    conns = own_sockets(port, ("tcp",), families=families, tcp_state="established")
     idle_ms: dict[int, int] = {}
     for entry in conns:
         dup = dup_checked(entry)

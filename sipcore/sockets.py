@@ -66,7 +66,7 @@ def own_sockets(port: int | None = None, protos: tuple[str, ...] = ("udp", "tcp"
     however few sockets there are) and naming our descriptors takes a readlink each (~4 ms for 250), so a
     caller asks only for the families it listens on, and descriptors are named only when a socket matched.
     """
-    rows: list[tuple[str, int, list[str]]] = []
+    rows: list[tuple[str, socket.AddressFamily, list[str]]] = []
     for proto in protos:
         for suffix, family in (("", socket.AF_INET), ("6", socket.AF_INET6)):
             if family not in families:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from .dtmf import DtmfAction, DtmfMatcher
 from .engines import ResponseEngine
 from .llm_turn import TurnEvent as EngineEvent
 from .providers.base import ProviderError, SpeechToText, TextDelta, TextToSpeech, Transcript, Usage
+from .providers.phrase_cache import PhraseCache
 from .sentences import SentenceSplitter
 from .stt_load import SttLoad, load_of
 from .templates import render
@@ -161,9 +162,12 @@ class Conversation:
                  tts: TextToSpeech, engine: ResponseEngine, voice: str, agent_name: str,
                  phrases: list[str] | None = None, clock: Callable[[], float] = time.monotonic,
                  fallback_stt: SpeechToText | None = None,
-                 fallback_tts: tuple[TextToSpeech, str] | None = None) -> None:
+                 fallback_tts: tuple[TextToSpeech, str] | None = None,
+                 phrase_cache: PhraseCache | None = None, cache_scope: Hashable = None) -> None:
         """``fallback_stt`` / ``fallback_tts`` (a provider and its voice): the local providers a failing
-        cloud one is replaced by for the rest of the call, so a provider outage is never a silent line."""
+        cloud one is replaced by for the rest of the call, so a provider outage is never a silent line.
+        ``phrase_cache``: where fixed phrases (greeting, apologies, configured prompts) are synthesised once
+        for every call that says them; ``cache_scope`` (the organization) says who may hear a cached one."""
         self.agent, self.user_data, self.io = AgentConfig.load(agent), user_data, io
         self.stt, self.tts, self.engine = stt, tts, engine
         self._fallback_stt, self._fallback_tts = fallback_stt, fallback_tts
@@ -182,6 +186,7 @@ class Conversation:
         self._reply: asyncio.Task[None] | None = None
         self._hangup_after_playout: str | None = None
         self._phrases = phrases
+        self._phrase_cache, self._cache_scope = phrase_cache, cache_scope
         self._speech: Any = None
         self._last_activity = clock()
         self._closed = False
@@ -603,7 +608,7 @@ class Conversation:
     async def _say(self, text: str) -> None:
         turn = self._open_turn()
         try:
-            await self._speak(text, turn)
+            await self._speak(text, turn, fixed=True)
         finally:
             turn.generated = True
             self.io.set_responding(False)
@@ -620,11 +625,18 @@ class Conversation:
         return turn
 
     async def _speak(self, sentence: str, turn: AgentTurn, metrics: TurnMetrics | None = None,
-                     spec: Speculation | None = None) -> None:
+                     spec: Speculation | None = None, *, fixed: bool = False) -> None:
+        """Synthesise and play one sentence; ``fixed``: a phrase the agent's configuration fixes (greeting,
+        apology, prompt), synthesised once and reused from the phrase cache."""
         t0 = time.perf_counter()
         samples = 0
         try:
-            async with self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed) as audio:
+            if fixed and self._phrase_cache is not None:
+                stream = self._phrase_cache.synthesize(self.tts, sentence, self.voice, self.io.sample_rate,
+                                                       speed=self.speed, scope=self._cache_scope)
+            else:
+                stream = self.tts.synthesize(sentence, self.voice, self.io.sample_rate, speed=self.speed)
+            async with stream as audio:
                 async for chunk in audio:
                     if samples == 0:
                         self._partial("agent", f"{turn.text} {sentence}")
@@ -652,7 +664,7 @@ class Conversation:
                                      "content": f"text-to-speech provider error: {exc.reason}: {exc}; "
                                                 "switched to the local voice"})
             if samples == 0:
-                await self._speak(sentence, turn, metrics, spec)
+                await self._speak(sentence, turn, metrics, spec, fixed=fixed)
                 return
         turn.add(sentence, samples)
 
@@ -680,7 +692,7 @@ class Conversation:
             log.warning("response engine failed (%s): apologising", exc)
             await self.io.save_turn({"role": "system", "content": f"provider error: {exc.reason}: {exc}",
                                      "start_ms": self.io.elapsed_ms(), "end_ms": self.io.elapsed_ms()})
-            await self._speak(APOLOGY, turn, metrics, spec)
+            await self._speak(APOLOGY, turn, metrics, spec, fixed=True)
         finally:
             turn.generated = True
             self.io.set_responding(False)

@@ -14,7 +14,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,6 +202,11 @@ class TextToSpeech(abc.ABC):
     @abc.abstractmethod
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         """Synthesise one sentence. `voice` is the provider's own voice name (`Voice.engine_voice`)."""
+
+    def cache_key(self) -> Hashable | None:
+        """What, beside the voice, rate, speed and text, makes this synthesiser's audio what it is (provider,
+        endpoint, model, settings), for `phrase_cache.PhraseCache`; None: its audio is never reused."""
+        return None
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release shared resources."""

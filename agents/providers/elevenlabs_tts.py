@@ -13,7 +13,7 @@ Errors: the SDK's `ApiError.status_code` (429/5xx retryable; 401/400/422 not), h
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Hashable, Mapping
 from typing import Any
 
 import numpy as np
@@ -60,10 +60,15 @@ class ElevenLabsTTS(TextToSpeech):
         from elevenlabs.client import AsyncElevenLabs
 
         self.model_id, self.policy, self.language_code = model_id, policy, language_code
+        self.base_url = base_url
         self.voice_settings = {k: v for k, v in (voice_settings or {}).items()
                                if k in ("stability", "similarity_boost", "speed") and v is not None}
         self.client = client or AsyncElevenLabs(api_key=api_key, base_url=base_url, timeout=timeout,
                                                      httpx_client=async_client(timeout=timeout, follow_redirects=True))
+
+    def cache_key(self) -> Hashable:
+        return ("elevenlabs", self.base_url, self.model_id, self.language_code,
+                tuple(sorted(self.voice_settings.items())))
 
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         return SynthesisStream(

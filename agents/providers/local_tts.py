@@ -10,7 +10,7 @@ espeak-ng). A missing binary never fails a call.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 
 import numpy as np
 
@@ -35,6 +35,9 @@ class LocalTTS(TextToSpeech):
         self.espeak = espeak or EspeakTTS()
         self.flite = flite or FliteTTS()
         self.flite_missing = False  # set (and logged) the first time flite cannot be started
+
+    def cache_key(self) -> Hashable:
+        return ("local", self.flite_missing)  # once flite is found missing, its voices sound like espeak-ng
 
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         if not voice.startswith(FLITE_PREFIX):

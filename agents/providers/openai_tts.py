@@ -10,7 +10,7 @@ sit through its exponential backoff.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Any
 
 import numpy as np
@@ -35,8 +35,12 @@ class OpenAITTS(TextToSpeech):
         import openai
 
         self.model, self.instructions, self.policy, self.provider = model, instructions, policy, provider
+        self.base_url = base_url
         self.client = client or openai.AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout,
                                                    max_retries=0, http_client=openai_http_client())
+
+    def cache_key(self) -> Hashable:
+        return (self.provider, self.base_url, self.model, self.instructions)
 
     def synthesize(self, text: str, voice: str, sample_rate: int, *, speed: float | None = None) -> SynthesisStream:
         return SynthesisStream(

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from agents.conversation import Conversation
 from agents.factory import KeyLookup, build_engine
 from agents.knowledge import answerer_for
 from agents.providers.base import SpeechToText, TextToSpeech
+from agents.providers.phrase_cache import PhraseCache
 from agents.providers.registry import close_when, fallback_voice, make_stt, make_tts
 from agents.voices import DEFAULT_VOICE_ID, VoiceCatalog
 from media.endpointing import EndpointingConfig
@@ -62,6 +63,7 @@ class SessionDeps:
     keys: Callable[[Any], KeyLookup]  # org id → provider-key lookup
     allow_private_tools: bool = False
     knowledge: Any = None  # the server's KnowledgeService (agents.knowledge.service), when it runs one
+    phrases: PhraseCache = field(default_factory=PhraseCache)  # fixed phrases' audio, shared by the worker's calls
 
 
 class SessionIO(LegIO):
@@ -232,7 +234,8 @@ class CallSession:
                             agent_name=self.row.get("agent_name") or "agent",
                             phrases=agent.stt.phrases or None,
                             fallback_stt=self.deps.stt,
-                            fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"))
+                            fallback_tts=(self.deps.tts, local_voice.engine_voice if local_voice else "en-us"),
+                            phrase_cache=self.deps.phrases, cache_scope=self.row.get("org_id"))
 
     def _endpointing(self) -> EndpointingConfig:
         # speculate at 100 ms of silence (a streaming recogniser is finalised and the reply prepared, held),

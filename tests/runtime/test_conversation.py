@@ -61,6 +61,23 @@ async def test_greeting_question_answer_transcript_and_metrics(start_call, llm, 
     assert 550 < m["voice_to_voice_ms"]["p50"] < 2500, m
 
 
+async def test_the_greeting_is_synthesised_once_for_every_call_of_the_agent(start_call, deps, llm):
+    agent = llm_agent(llm, begin_message="Hello {{user.name}}, this is Acme.")
+    calls = []
+    for _ in range(2):
+        call = await start_call(agent, user_data={"name": "Ada"})
+        greeting = (await call.wait_turns(1))[0]
+        assert greeting["content"] == "Hello Ada, this is Acme." and greeting["end_ms"] > greeting["start_ms"] + 1000
+        calls.append(call)
+    assert (deps.phrases.misses, deps.phrases.hits) == (1, 1)  # the second call's greeting came from the cache
+    voiced = [sum(energy(f) > 300 for f in np.array_split(h, max(1, len(h) // 160)))
+              for h in (c.call.heard_audio() for c in calls)]  # 20 ms frames with the voice in them
+    assert voiced[0] > 50 and abs(voiced[1] - voiced[0]) <= 3, voiced  # the second caller heard all of it
+    other = await start_call(agent, user_data={"name": "Bob"})  # another text: synthesised
+    assert (await other.wait_turns(1))[0]["content"] == "Hello Bob, this is Acme."
+    assert (deps.phrases.misses, deps.phrases.hits) == (2, 1)
+
+
 async def test_barge_in_cuts_the_agent_and_keeps_only_what_was_heard(start_call, llm):
     story = ["We started in a small garage in nineteen ninety. ", "Then we grew into a large company with offices "
              "in many cities. ", "Today we serve customers all over the world, every single day of the year. ",

@@ -160,9 +160,12 @@ def install_platform_routes(app: web.Application, settings: Settings) -> None:
         media = getattr(tel, "media", None)
         return getattr(media, "stats", None)
 
+    def phrase_cache() -> Any:
+        return getattr(getattr(app.get(TELEPHONY), "deps", None), "phrases", None)
+
     token = os.environ.get("SWITCHBOARD_METRICS_TOKEN") or None
-    app.router.add_get("/metrics", metrics_handler(lambda: app[POOL], settings.worker, token, media_stats),
-                       name="prometheus_metrics")
+    app.router.add_get("/metrics", metrics_handler(lambda: app[POOL], settings.worker, token, media_stats,
+                                                   phrase_cache), name="prometheus_metrics")
 
 
 def demo_sip_uri(settings: Settings) -> str:

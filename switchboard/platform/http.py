@@ -24,7 +24,8 @@ DIRECTIONS = ("inbound", "outbound")
 
 
 def metrics_handler(pool: Callable[[], asyncpg.Pool], worker: str, token: str | None,
-                    media_stats: Callable[[], Any]) -> Callable[[web.Request], Any]:
+                    media_stats: Callable[[], Any],
+                    phrase_cache: Callable[[], Any] = lambda: None) -> Callable[[web.Request], Any]:
     async def handler(request: web.Request) -> web.Response:
         if token:
             given = request.headers.get("Authorization", "")
@@ -43,6 +44,7 @@ def metrics_handler(pool: Callable[[], asyncpg.Pool], worker: str, token: str | 
         except (asyncpg.PostgresError, OSError):
             log.exception("metrics: reading the database failed (state gauges are stale)")
         metrics.set_media_stats(media_stats())
+        metrics.set_phrase_cache(phrase_cache())
         body, content_type = metrics.render(request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 

@@ -35,6 +35,11 @@ MEDIA_VAD_SECONDS = Gauge("switchboard_media_vad_job_seconds", "Sum over VAD job
                           registry=REGISTRY)
 MEDIA_VAD_UNANALYSED = Gauge("switchboard_media_vad_unanalysed_seconds",
                              "Caller audio the VAD skipped: it was over its 1 s backlog behind.", registry=REGISTRY)
+PHRASES_HITS = Gauge("switchboard_tts_phrase_cache_hits", "Fixed phrases (greetings, prompts) replayed from the "
+                     "phrase cache since start.", registry=REGISTRY)
+PHRASES_MISSES = Gauge("switchboard_tts_phrase_cache_misses", "Fixed phrases the synthesiser was asked for since "
+                       "start (not in the phrase cache).", registry=REGISTRY)
+PHRASES_BYTES = Gauge("switchboard_tts_phrase_cache_bytes", "Audio held by the phrase cache.", registry=REGISTRY)
 WEBHOOK_QUEUE = Gauge("switchboard_webhook_queue_depth", "Webhook deliveries waiting (pending or retrying).",
                       registry=REGISTRY)
 OUTBOX_BACKLOG = Gauge("switchboard_outbox_undispatched", "Outbox events the dispatcher has not handled yet.",
@@ -84,6 +89,15 @@ def set_media_stats(stats: Any) -> None:
     MEDIA_VAD_JOBS.set(int(getattr(stats, "vad_jobs", 0)))
     MEDIA_VAD_SECONDS.set(float(getattr(stats, "vad_seconds", 0.0)))
     MEDIA_VAD_UNANALYSED.set(float(getattr(stats, "vad_unanalysed_seconds", 0.0)))
+
+
+def set_phrase_cache(cache: Any) -> None:
+    """Copy the worker's phrase cache counters (`agents.providers.phrase_cache.PhraseCache`)."""
+    if cache is None:
+        return
+    PHRASES_HITS.set(int(cache.hits))
+    PHRASES_MISSES.set(int(cache.misses))
+    PHRASES_BYTES.set(int(cache.bytes))
 
 
 def render(accept: str = "") -> tuple[bytes, str]:

@@ -14,6 +14,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from agents.providers.local_tts import LocalTTS
+from agents.providers.phrase_cache import PhraseCache
 from store import outbox
 from switchboard.calls.media_loop import MediaStats
 from switchboard.config import Settings
@@ -81,6 +83,15 @@ def test_media_stats_gauges() -> None:
     assert metrics.MEDIA_VAD_JOBS._value.get() == 190
     assert metrics.MEDIA_VAD_SECONDS._value.get() == pytest.approx(0.95)
     assert metrics.MEDIA_VAD_UNANALYSED._value.get() == pytest.approx(0.5)
+
+
+async def test_phrase_cache_gauges() -> None:
+    cache, tts = PhraseCache(), LocalTTS()
+    for _ in range(3):  # one greeting, said to three calls: synthesised once
+        audio = await cache.synthesize(tts, "Thanks for calling.", "en-us", 8000).collect()
+    metrics.set_phrase_cache(cache)
+    assert (metrics.PHRASES_HITS._value.get(), metrics.PHRASES_MISSES._value.get()) == (2, 1)
+    assert metrics.PHRASES_BYTES._value.get() == audio.nbytes > 0
 
 
 async def test_metrics_token(db: asyncpg.Pool, aiohttp_client: Any, tmp_path: Path, database_url: str,

@@ -313,6 +313,22 @@ def _threads_cpu() -> dict[str, float]:
     return out
 
 
+def _threads_realtime() -> dict[str, int]:
+    """This process's SCHED_RR threads (SWITCHBOARD_REALTIME), counted by group as `_threads_cpu` groups them."""
+    import threading
+
+    from switchboard.platform import sched
+
+    names = {t.native_id: t.name for t in threading.enumerate() if t.native_id is not None}
+    me = os.getpid()
+    out: dict[str, int] = {}
+    for tid, (comm, policy) in sched.thread_policies().items():
+        if policy == "SCHED_RR":
+            group = _thread_group(tid == me, names.get(tid), comm)
+            out[group] = out.get(group, 0) + 1
+    return out
+
+
 def _thread_group(main: bool, name: str | None, comm: str) -> str:
     if main:
         return "event loop"
@@ -345,6 +361,7 @@ class Snap:
     threads: int
     media: dict[str, float]
     legs: int
+    realtime: dict[str, int] = field(default_factory=dict)  # SCHED_RR threads by group
 
 
 class _RunQueueClock:
@@ -390,7 +407,8 @@ class Probe:
                     {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
                                                          "busy_seconds", "max_lateness_ms", "vad_jobs",
                                                          "vad_seconds")}
-                    | {"vad_dropped_s": self.tel.media.tick.vad_dropped_seconds}, len(self.tel.media.legs))
+                    | {"vad_dropped_s": self.tel.media.tick.vad_dropped_seconds}, len(self.tel.media.legs),
+                    _threads_realtime())
 
     def instrument(self) -> None:
         """Wrap MediaLoop.begin (a tick's I/O half, on the 20 ms clock: its lateness is MediaLoop's own) and
@@ -798,6 +816,8 @@ def report(res: Result) -> None:
     print("         helper priority: " + (", ".join(f"{c}× {name} nice {nice} I/O {ioc}" for (name, nice, ioc), c
                                                 in sorted(seen.items())) or "no live helpers")
           + f"  (worker nice {os.getpriority(os.PRIO_PROCESS, 0)})")
+    print("         real-time (SCHED_RR) threads at window end: " + (", ".join(
+        f"{g} {n}" for g, n in sorted(s1.realtime.items())) or "none (SWITCHBOARD_REALTIME=off or not permitted)"))
     print(f"         reference, idle worker 0 calls over {idle_w:.1f} s: {idle_pct:.2f} % of one core")
     print(f"         ramp ({ramp_w:.1f} s, calls answered + greetings synthesised): worker "
           f"{worker_cpu(r0, r1) / ramp_w * 100:.1f} % (helpers included), of which espeak-ng children "

@@ -146,6 +146,7 @@ class BaresipEngine(Engine):
         self._tcp_connections = 0
         self._tcp_closed = 0
         self._listening: tuple[str, ...] = ()
+        self._realtime = False  # the SIP thread (and the threads it starts) run SCHED_RR
         self._tcp_families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)  # the SIP port's, once seen
         self._maintenance: asyncio.Task[Any] | None = None
         self._tcp_limits = tcpguard.TcpLimits()
@@ -268,6 +269,18 @@ class BaresipEngine(Engine):
                 logger.info("SIP engine threads' timer slack %d µs", got // 1000)
             except Exception as exc:
                 logger.warning("SIP engine threads keep the default timer slack: %s", exc)
+        self._realtime = False
+        if self._config.realtime_priority > 0:
+            try:
+                await bridge.set_realtime(self._config.realtime_priority)
+                self._realtime = True
+                logger.info("SIP engine threads run SCHED_RR at priority %d", self._config.realtime_priority)
+            except PermissionError:
+                logger.warning("SIP engine threads keep normal scheduling: SCHED_RR needs CAP_SYS_NICE or "
+                               "RLIMIT_RTPRIO >= %d (ulimit -r; Docker: --cap-add SYS_NICE)",
+                               self._config.realtime_priority)
+            except Exception as exc:
+                logger.warning("SIP engine threads keep normal scheduling: %s", exc)
         try:
             await bridge.trace_sources()
         except Exception as exc:
@@ -373,6 +386,7 @@ class BaresipEngine(Engine):
             tcp_closed=self._tcp_closed,
             source_verified=self._native is not None and self._native.available,
             listening=self._listening,
+            realtime=self._realtime,
         )
 
     def _stale_orphans(self) -> int:

@@ -119,6 +119,9 @@ class EngineConfig:
             audio threads' CPU fell from 27.7 % to 17.5 % of a core and the worker's from
             123 % to 107 %; packets leave up to a few ms later (RFC 3550 jitter at the peer 1.5
             → 3 ms). 0 leaves the kernel's default (50 µs).
+        realtime_priority: ``SCHED_RR`` priority (1-99) for the stack's SIP thread and every thread it
+            starts (per-call audio); 0 keeps normal scheduling. Needs CAP_SYS_NICE or RLIMIT_RTPRIO; without
+            them the engine runs normally and logs a warning. Real-time threads ignore ``timer_slack_us``.
         public_address: The address put in SDP and Contact (the engine's
             network interface), when it differs from the listen address:
             e.g. a container with host networking on a machine with a
@@ -160,6 +163,7 @@ class EngineConfig:
     jitter_buffer_ms: tuple[int, int] = (10, 300)
     jitter_buffer_adaptive: bool = True
     timer_slack_us: int = 4000
+    realtime_priority: int = 0
 
 
 @dataclass(frozen=True)
@@ -316,6 +320,7 @@ class EngineStats:
         tcp_closed: TCP connections closed by the limits (since start).
         source_verified: Whether the real packet source of INVITEs is observed.
         listening: Addresses the SIP sockets are really bound to ("udp 127.0.0.1:5060"...).
+        realtime: The stack's threads run SCHED_RR (``EngineConfig.realtime_priority``, when permitted).
     """
 
     native_calls: int | None
@@ -330,6 +335,7 @@ class EngineStats:
     tcp_closed: int = 0
     source_verified: bool = False
     listening: tuple[str, ...] = ()
+    realtime: bool = False
 
 
 class Call(abc.ABC):

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import os
 import re
 import resource
 import threading
@@ -201,6 +202,16 @@ class NativeBridge:
             return int(libc.prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0))
 
         return await self.on_sip_thread(apply)
+
+    async def set_realtime(self, priority: int) -> None:
+        """The SIP thread in ``SCHED_RR`` at ``priority``; every thread the stack starts from it afterwards —
+        each call's audio source, player and transmit threads — inherits it. Raises PermissionError without
+        CAP_SYS_NICE or a high enough RLIMIT_RTPRIO. (Timer slack does not apply to real-time threads.)"""
+
+        def apply() -> None:
+            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+
+        await self.on_sip_thread(apply)
 
     async def on_sip_thread(self, fn: Callable[[], T], wait_s: float = 5.0) -> T:
         """Run ``fn()`` on the SIP thread; return its result (or raise its exception)."""

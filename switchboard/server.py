@@ -102,6 +102,7 @@ def init_app(settings: Settings, dsn: str, *, call_control: CallControl | None =
             app[TELEPHONY] = tel
             app[HEALTH_CHECKS]["sip"] = tel.healthy
             app[HEALTH_DETAILS]["sip"] = lambda: dataclasses.asdict(tel.engine.stats())
+            app[HEALTH_DETAILS]["realtime_scheduling"] = lambda: tel.realtime
             app[HEALTH_CHECKS]["sip_capacity"] = lambda: tel.engine.stats().orphans_pending == 0
             app[HEALTH_CHECKS]["realtime"] = lambda: not tel.overload.degraded
             # down from the SIGTERM on: a balancer in front sends new calls to another worker while this one drains

@@ -25,6 +25,7 @@ from store.types import DB
 from trunks.supervisor import TrunkSupervisor
 
 from ..config import Settings
+from ..platform import sched
 from ..platform.stallwatch import StallWatch, freeze_startup_objects, thaw_startup_objects
 from ..tasks import TaskSet
 from .control import OfflineCalls, close_unplaced
@@ -84,6 +85,7 @@ class Telephony(OfflineCalls):
                                      admit=self.overload.admit)
         self.accepting = True
         self.running = False
+        self._loop_policy: sched.ThreadPolicy | None = None  # the loop thread's policy before SCHED_RR
 
     # -- lifecycle -------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -97,6 +99,7 @@ class Telephony(OfflineCalls):
                 user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
                 public_address=self.settings.public_ip, jitter_buffer_ms=self.settings.jitter_buffer_ms,
                 timer_slack_us=self.settings.sip_timer_slack_us,
+                realtime_priority=sched.PRIORITY if self.settings.realtime else 0,
             ))
         finally:
             log.info("provider SDKs loaded in %.2f s", await sdks)  # preload() itself never raises
@@ -110,6 +113,8 @@ class Telephony(OfflineCalls):
         # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
         # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        if self.settings.realtime:
+            self._enter_realtime()
         self.media.on_lateness = self.overload.observe_tick
         self.media.start()
         self.overload.start(fed_by_tick=True)
@@ -117,6 +122,23 @@ class Telephony(OfflineCalls):
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)
+
+    def _enter_realtime(self) -> None:
+        """The event loop's thread (the media tick's) in SCHED_RR, ahead of every normal thread on the box
+        (switchboard.platform.sched); restored at stop, for a process that goes on without the worker."""
+        try:
+            self._loop_policy = sched.make_realtime()
+        except PermissionError:
+            log.warning("the media tick's thread keeps normal scheduling: SCHED_RR needs CAP_SYS_NICE or "
+                        "RLIMIT_RTPRIO >= %d (ulimit -r; Docker: --cap-add SYS_NICE); SWITCHBOARD_REALTIME=off "
+                        "silences this", sched.PRIORITY)
+            return
+        log.info("the media tick's thread runs SCHED_RR at priority %d", sched.PRIORITY)
+
+    @property
+    def realtime(self) -> dict[str, bool]:
+        """Which audio threads run real-time: the event loop's (the media tick) and the SIP engine's."""
+        return {"media_tick": self._loop_policy is not None, "sip_engine": self.engine.stats().realtime}
 
     async def drain(self, grace: float) -> None:
         """Refuse new calls, let live ones finish (up to ``grace`` seconds), then hang up the rest."""
@@ -138,6 +160,9 @@ class Telephony(OfflineCalls):
         await self._service.close()
         await self._tasks.close()  # what outlived the grace
         await self.media.stop()
+        if self._loop_policy is not None:
+            sched.restore(self._loop_policy)
+            self._loop_policy = None
         await self.overload.stop()
         self.stallwatch.stop()
         await self.supervisor.stop()

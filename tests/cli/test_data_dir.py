@@ -107,3 +107,13 @@ def test_the_sip_engines_timer_slack_is_bounded_microseconds() -> None:
     for bad in ("abc", "-1", "20001"):
         with pytest.raises(ValueError, match="SWITCHBOARD_SIP_TIMER_SLACK_US"):
             Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_SIP_TIMER_SLACK_US": bad})
+
+
+def test_realtime_scheduling_is_on_by_default_and_switchable() -> None:
+    from switchboard.config import Settings
+
+    assert Settings.from_env({"HOME": "/tmp"}).realtime is True
+    for off in ("off", "0", "false", "No"):
+        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": off}).realtime is False
+    with pytest.raises(ValueError, match="SWITCHBOARD_REALTIME must be on or off"):
+        Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": "sometimes"})

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from switchboard.platform import sched
 from tests.e2e.conftest import Database, Server
 from tests.e2e.helpers import active_span, baresip_dial, caller_tone_wav, frame_rms, read_mono, uas, wait_dump
 from tests.support.sip_peers import HOST, running
@@ -93,6 +94,41 @@ def test_health_reports_native_and_application_calls(server: Server) -> None:
     assert sip["native_calls"] == sip["application_calls"] == 0, sip
     assert sip["max_calls"] > 0 and sip["source_verified"] is True
     assert f"udp 127.0.0.1:{server.sip_port}" in sip["listening"]
+
+
+def rr_threads(pid: int) -> set[int]:
+    return {tid for tid, (_, policy) in sched.thread_policies(pid).items() if policy == "SCHED_RR"}
+
+
+def child_processes(pid: int) -> set[int]:
+    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()}
+
+
+async def test_the_audio_threads_run_real_time_by_default(server: Server, workdir: Path) -> None:
+    """The README's server, on a machine that allows it (root here): the media tick's thread and the SIP engine's
+    threads in SCHED_RR, each call's audio threads too; the helpers it starts stay normal or idle-class."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    code, body = server.api_sync("GET", "/health")
+    assert body["data"]["details"]["realtime_scheduling"] == {"media_tick": True, "sip_engine": True}, body
+    idle = rr_threads(pid)
+    assert pid in idle and len(idle) >= 2  # the event loop (main) thread and the SIP thread
+    source = caller_tone_wav(workdir / "caller.wav", CALL_SECONDS, freq=1000)
+    seen = await server.call_ids()
+    proc, _ = await baresip_dial(workdir, banner_uris(server)[0], source, limit=40)
+    try:
+        await server.wait_new_call(seen, direction="inbound")
+        deadline = asyncio.get_running_loop().time() + 5
+        # the kernel tells no one when a thread starts: /proc is polled until the call's threads show
+        while len(rr_threads(pid)) <= len(idle) and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        assert len(rr_threads(pid)) > len(idle), sched.thread_policies(pid)  # the call's audio threads
+    finally:
+        await proc.stop()
+    children = child_processes(pid)
+    assert children  # the speech helpers at least
+    for child in children:
+        assert not rr_threads(child), (child, sched.thread_policies(child))
 
 
 async def dial_and_check(server: Server, workdir: Path, uri: str, **peer: Any) -> dict[str, Any]:

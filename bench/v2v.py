@@ -1,6 +1,6 @@
 """Voice-to-voice latency of a real SIP call, measured at the caller, with cloud-like provider stand-ins.
 
-    python -m bench.v2v [--turns 36] [--speculate-ms 200] [--stop-ms 600] [--pauses 0,250,350,450]
+    python -m bench.v2v [--turns 36] [--calls 4] [--speculate-ms 100] [--stop-ms 600] [--pauses 0,0,250,350,450,0]
 
 The worker is the real server's telephony in this process (baresip SIP engine, shared media tick, Silero
 VAD, endpointing, the conversation runtime) with an agent that uses cloud providers — all pointed at the
@@ -8,7 +8,9 @@ stand-ins (bench.standins, their own process): Deepgram-protocol STT (final tran
 voiced audio ends), OpenAI-protocol LLM (first token at 300 ms), ElevenLabs-protocol TTS (first audio at
 100 ms). The caller is a second baresip engine in a child process that dials ``sip:demo@…`` over real
 SIP/RTP (G.711 μ-law) and, per turn, streams an espeak-ng sentence in real time (20 ms frames), then
-listens.
+listens. The turns are split over ``--calls`` calls placed one after another: where in its 20 ms the
+worker's shared tick reads a call's packets is fixed for a call and random between calls, and moves that
+call's figures by up to a 20 ms step, so one call is one draw of it.
 
 Per turn: voice-to-voice = the caller's last voiced sample leaving its engine → the first voiced sample
 of the agent's reply read from its engine (after the caller's own jitter buffer, as a phone would play
@@ -117,6 +119,7 @@ class TurnResult:
     cut_off: bool
     sent_at: float | None = None  # monotonic: the last voiced sample left the caller
     heard_at: float | None = None  # monotonic: the reply's first voiced sample was read by the caller
+    call: int = 0  # which of the benchmark's calls
 
 
 def caller_main(target: str, utts: list[Utterance], conn: Any, script_url: str) -> None:
@@ -254,7 +257,8 @@ class Run:
     conversation: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     trace: dict[str, list[float]] = field(default_factory=dict)
-    caller_rx_jitter_ms: float | None = None  # RFC 3550 interarrival jitter of the worker's RTP, at the caller
+    caller_rx_jitter_ms: list[float] = field(default_factory=list)  # RFC 3550 interarrival jitter of the
+    # worker's RTP at the caller, per call
 
 
 async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> Run:
@@ -358,35 +362,40 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
         if overload is not None:  # start-up (decoder warm-up) makes the loop late for a moment: wait it out
             await poll(lambda: overload.refusal_reason() is None, 30)
         ctx = mp.get_context("spawn")
-        parent, child = ctx.Pipe()
-        caller = ctx.Process(target=caller_main, args=(f"sip:demo@{HOST}:{settings.sip_port}", utts, child,
-                                                      f"{standins.base_url}/script"),
-                             name="v2v-caller")
-        caller.start()
-        child.close()
-        got: Any = None
-        while True:
-            ready = await loop.run_in_executor(None, parent.poll, 1.0)
-            if ready:
-                got = parent.recv()
-                if isinstance(got, tuple) and got[0] == "turns-done":
-                    out.caller_rx_jitter_ms = got[2]
-                    conv = next((s.conversation for s in tel.sessions.values() if s.conversation), None)
-                    if conv is not None:
-                        out.conversation = {k: getattr(conv, k, None) for k in (
-                            "speculations", "speculations_used", "speculations_wasted", "interruptions")}
-                    parent.send("bye")
-                    continue
-                break
-            if not caller.is_alive():
-                raise SystemExit(f"the caller exited ({caller.exitcode}) without results")
-        await loop.run_in_executor(None, caller.join, 10)
-        if isinstance(got, BaseException):
-            raise got
-        out.turns = got
-        await poll(lambda: not tel.sessions, 15)  # the call's row is final once its session is gone
-        row = await pool.fetchrow("SELECT metrics FROM calls WHERE worker_id = 'v2v' ORDER BY created_at DESC LIMIT 1")
-        out.metrics = (row["metrics"] if row else None) or {}
+        for k in range(args.calls):  # one call after another: each call's tick phase is a new draw
+            share = utts[k * len(utts) // args.calls: (k + 1) * len(utts) // args.calls]
+            parent, child = ctx.Pipe()
+            caller = ctx.Process(target=caller_main, args=(f"sip:demo@{HOST}:{settings.sip_port}", share, child,
+                                                          f"{standins.base_url}/script"),
+                                 name=f"v2v-caller-{k}")
+            caller.start()
+            child.close()
+            got: Any = None
+            while True:
+                ready = await loop.run_in_executor(None, parent.poll, 1.0)
+                if ready:
+                    got = parent.recv()
+                    if isinstance(got, tuple) and got[0] == "turns-done":
+                        out.caller_rx_jitter_ms.append(got[2])
+                        conv = next((s.conversation for s in tel.sessions.values() if s.conversation), None)
+                        if conv is not None:
+                            for name in ("speculations", "speculations_used", "speculations_wasted",
+                                         "interruptions"):
+                                out.conversation[name] = out.conversation.get(name, 0) + (getattr(conv, name, 0) or 0)
+                        parent.send("bye")
+                        continue
+                    break
+                if not caller.is_alive():
+                    raise SystemExit(f"the caller exited ({caller.exitcode}) without results")
+            await loop.run_in_executor(None, caller.join, 10)
+            if isinstance(got, BaseException):
+                raise got
+            for t in got:
+                t.call = k
+            out.turns.extend(got)
+            await poll(lambda: not tel.sessions, 15)  # the call's row is final once its session is gone
+        rows = await pool.fetch("SELECT metrics FROM calls WHERE worker_id = 'v2v'")
+        out.metrics = _merged_metrics([r["metrics"] or {} for r in rows])
     finally:
         if tel is not None:
             await tel.stop()
@@ -419,12 +428,26 @@ def _trace_providers(trace: dict[str, list[float]]) -> None:
     Conversation._speak = traced_speak  # type: ignore[method-assign]
 
 
+_METRIC_KEYS = ("stt_latency_ms", "retrieval_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms")
+
+
+def _merged_metrics(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The calls' per-turn metrics as one set: p50/p90 of each over every turn of every call."""
+    merged: dict[str, Any] = {}
+    for key in _METRIC_KEYS:
+        values = [t[key] for r in rows for t in (r.get("per_turn") or []) if isinstance(t.get(key), int | float)]
+        merged[key] = ({"p50": round(float(np.percentile(values, 50)), 1),
+                        "p90": round(float(np.percentile(values, 90)), 1)} if values else {"p50": None, "p90": None})
+    return merged
+
+
 def report(args: argparse.Namespace, res: Run) -> None:
     turns = res.turns
     v = [t.v2v_ms for t in turns if t.v2v_ms is not None]
     cut = [t for t in turns if t.cut_off]
     missing = [t for t in turns if t.v2v_ms is None and not t.cut_off]
-    print(f"\n== bench-v2v: {len(turns)} turns over one real SIP call (G.711 μ-law), speculate at "
+    print(f"\n== bench-v2v: {len(turns)} turns over {args.calls} real SIP call(s) one after another (G.711 μ-law), "
+          f"speculate at "
           f"{args.speculate_ms:g} ms of silence, confirm (speak) at 550 ms after finished-sounding words, 1000 after "
           f"unfinished, else {args.stop_ms:g} ms; stand-ins: STT final "
           f"150 ms after the audio ends, LLM first token 300 ms, TTS first audio 100 ms; {os.cpu_count()} cores ==")
@@ -441,9 +464,17 @@ def report(args: argparse.Namespace, res: Run) -> None:
               f"v2v p50 {np.percentile(vv, 50) if vv else float('nan'):.0f} ms")
     for t in missing:
         print(f"   no reply within 5 s: {t.text!r}")
-    if res.caller_rx_jitter_ms is not None:
-        print(f"the worker's RTP pacing at the caller: interarrival jitter {res.caller_rx_jitter_ms:.1f} ms "
-              "(RFC 3550, the caller's engine, last RTCP interval)")
+    if args.calls > 1:
+        per_call = []
+        for k in range(args.calls):
+            vk = [t.v2v_ms for t in turns if t.call == k and t.v2v_ms is not None]
+            per_call.append(f"{np.percentile(vk, 50):.0f}" if vk else "–")
+        print(f"   per call (p50, ms): {', '.join(per_call)} (where in its 20 ms the worker's tick reads a call's packets "
+              "is fixed for the call and random between calls)")
+    jitter = [j for j in res.caller_rx_jitter_ms if j is not None]
+    if jitter:
+        print(f"the worker's RTP pacing at the caller: interarrival jitter {', '.join(f'{j:.1f}' for j in jitter)} ms "
+              "(RFC 3550, the caller's engine, last RTCP interval, per call)")
     c = res.conversation
     if c and c.get("speculations") is not None:
         started = c["speculations"] or 0
@@ -488,7 +519,7 @@ def report(args: argparse.Namespace, res: Run) -> None:
               f"caller reads it (worker's transmit buffer, RTP, the caller's jitter buffer)")
     m = res.metrics
     if m:
-        keys = ("stt_latency_ms", "retrieval_ms", "llm_latency_ms", "tts_latency_ms", "voice_to_voice_ms")
+        keys = _METRIC_KEYS
         print("worker's own per-turn metrics (p50/p90): " + ", ".join(
             f"{k[:-3]} {m.get(k, {}).get('p50')}/{m.get(k, {}).get('p90')} ms" for k in keys if k in m)
             + " (worker v2v: from the endpointer's speech end to the first audio handed to the engine)")
@@ -497,6 +528,7 @@ def report(args: argparse.Namespace, res: Run) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--turns", type=int, default=36)
+    ap.add_argument("--calls", type=int, default=4, help="calls the turns are split over, one after another")
     ap.add_argument("--speculate-ms", type=float, default=100.0, help="0: no speculation (the old path)")
     ap.add_argument("--stop-ms", type=float, default=600.0, help="the endpointer's confirmation silence")
     ap.add_argument("--pauses", default="0,0,250,350,450,0",

@@ -57,7 +57,7 @@ from collections import OrderedDict
 from collections.abc import Coroutine
 from typing import Any
 
-from sipcore import sockets, tcpguard
+from sipcore import sockets, tcpguard, threads
 from sipcore.baresip_call import BaresipCall
 from sipcore.engine import (
     AccountConfig,
@@ -146,7 +146,8 @@ class BaresipEngine(Engine):
         self._tcp_connections = 0
         self._tcp_closed = 0
         self._listening: tuple[str, ...] = ()
-        self._realtime = False  # the SIP thread (and the threads it starts) run SCHED_RR
+        self._realtime = False  # the SIP thread runs SCHED_RR
+        self._slacked: set[int] = set()  # threads whose timer slack was seen to (sipcore.threads)
         self._tcp_families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)  # the SIP port's, once seen
         self._maintenance: asyncio.Task[Any] | None = None
         self._tcp_limits = tcpguard.TcpLimits()
@@ -415,6 +416,8 @@ class BaresipEngine(Engine):
             try:
                 self._note_orphans()
                 await self.native_call_count()
+                if self._realtime and self._config.timer_slack_us > 0:  # the SIP thread's RR took it from them
+                    await asyncio.to_thread(threads.give_slack, self._slacked, self._config.timer_slack_us * 1000)
                 protected = [(s.host, s.port) for s in self._call_sources.values() if s.transport != "udp"]
                 result = await asyncio.to_thread(tcpguard.sweep, self._config.port, limits, protected,
                                                  self._tcp_families)

@@ -119,9 +119,10 @@ class EngineConfig:
             audio threads' CPU fell from 27.7 % to 17.5 % of a core and the worker's from
             123 % to 107 %; packets leave up to a few ms later (RFC 3550 jitter at the peer 1.5
             → 3 ms). 0 leaves the kernel's default (50 µs).
-        realtime_priority: ``SCHED_RR`` priority (1-99) for the stack's SIP thread and every thread it
-            starts (per-call audio); 0 keeps normal scheduling. Needs CAP_SYS_NICE or RLIMIT_RTPRIO; without
-            them the engine runs normally and logs a warning. Real-time threads ignore ``timer_slack_us``.
+        realtime_priority: ``SCHED_RR`` priority (1-99) for the stack's SIP thread (SIP and RTP receive);
+            0 keeps normal scheduling. Needs CAP_SYS_NICE or RLIMIT_RTPRIO; without them the engine runs
+            normally and logs a warning. Each call's audio threads stay normal, with ``timer_slack_us`` given
+            back to them (a real-time thread passes no slack on: `sipcore.threads`).
         public_address: The address put in SDP and Contact (the engine's
             network interface), when it differs from the listen address:
             e.g. a container with host networking on a machine with a
@@ -320,7 +321,7 @@ class EngineStats:
         tcp_closed: TCP connections closed by the limits (since start).
         source_verified: Whether the real packet source of INVITEs is observed.
         listening: Addresses the SIP sockets are really bound to ("udp 127.0.0.1:5060"...).
-        realtime: The stack's threads run SCHED_RR (``EngineConfig.realtime_priority``, when permitted).
+        realtime: The stack's SIP thread runs SCHED_RR (``EngineConfig.realtime_priority``, when permitted).
     """
 
     native_calls: int | None

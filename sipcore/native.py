@@ -204,12 +204,13 @@ class NativeBridge:
         return await self.on_sip_thread(apply)
 
     async def set_realtime(self, priority: int) -> None:
-        """The SIP thread in ``SCHED_RR`` at ``priority``; every thread the stack starts from it afterwards —
-        each call's audio source, player and transmit threads — inherits it. Raises PermissionError without
-        CAP_SYS_NICE or a high enough RLIMIT_RTPRIO. (Timer slack does not apply to real-time threads.)"""
+        """The SIP thread (SIP and RTP receive) in ``SCHED_RR`` at ``priority``; the threads the stack starts
+        from it (each call's audio source, player and transmit threads) begin normal (reset on fork), but with
+        no timer slack: a thread made real-time loses its slack and passes that on (Linux 6.x), see
+        `sipcore.threads.give_slack`. Raises PermissionError without CAP_SYS_NICE or RLIMIT_RTPRIO."""
 
         def apply() -> None:
-            os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
+            os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
 
         await self.on_sip_thread(apply)
 

@@ -4,11 +4,13 @@ On a loaded box the media tick's thread (the event loop) spent half of every lat
 for a core (bench-sip, 80 talking calls: 47-55 % of the late ticks' time), behind the engine's per-call audio
 threads, the batched VAD, recorders and the database, all at the same priority; nice values barely move
 that (the loop at nice -5 or the engine at +5: no difference beyond run-to-run noise). ``SCHED_RR`` at the
-lowest real-time priority puts the loop and the SIP engine's threads ahead of every normal thread, like
-FreeSWITCH's ``-rp`` and Asterisk's ``-p``: the work itself is unchanged, it only runs first.
+lowest real-time priority puts the loop, and the SIP engine's thread that receives every call's RTP, ahead
+of every normal thread, like FreeSWITCH's ``-rp`` and Asterisk's ``-p``: the work itself is unchanged, it
+only runs first. The loop alone was not enough: its ticks ran on time, but the engine then handed frames
+over late (bench-sip: 97.1 % of frames on time).
 
-The loop thread is switched with ``SCHED_RESET_ON_FORK``: threads and processes it starts (executors, the VAD
-thread, speech helpers, espeak-ng) begin as normal threads, so only the loop itself runs ahead. It needs
+Both are switched with ``SCHED_RESET_ON_FORK``: the threads and processes they start (executors, the VAD
+thread, speech helpers, espeak-ng, each call's audio threads) begin as normal threads. It needs
 ``CAP_SYS_NICE`` or an ``RLIMIT_RTPRIO`` of at least the priority (``ulimit -r``; Docker: ``--cap-add
 SYS_NICE`` or ``--ulimit rtprio=1``); without either the worker runs with normal scheduling and says so.
 The kernel still keeps 5 % of every second for normal threads (``sched_rt_runtime_us``), and the loop never

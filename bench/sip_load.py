@@ -579,7 +579,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, pg_proc: psutil.Pro
                         rtp_port_max=rtp_min + rtp_span - 1, max_calls=max(200, n + 10), worker_id=worker_id,
                         api_host=HOST, stall_log_ms=from_env.stall_log_ms,  # SWITCHBOARD_STALL_* still apply
                         stall_dump_seconds=from_env.stall_dump_seconds,
-                        sip_timer_slack_us=from_env.sip_timer_slack_us)  # and SWITCHBOARD_SIP_TIMER_SLACK_US
+                        sip_timer_slack_us=from_env.sip_timer_slack_us,  # and SWITCHBOARD_SIP_TIMER_SLACK_US
+                        realtime=from_env.realtime)  # and SWITCHBOARD_REALTIME
     pool = await create_pool(dsn, max_size=10)
     tel = None
     sipp = None

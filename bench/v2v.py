@@ -340,7 +340,8 @@ async def run(args: argparse.Namespace, tmp: Path, dsn: str, standins: Any) -> R
     settings = Settings(data_dir=tmp, database_url=dsn, sip_host=HOST, sip_port=free_port(), rtp_port_min=rtp,
                         rtp_port_max=rtp + 399, worker_id="v2v", api_host=HOST,
                         allow_private_urls=True,  # the stand-ins listen on loopback
-                        sip_timer_slack_us=env.sip_timer_slack_us, jitter_buffer_ms=env.jitter_buffer_ms)
+                        sip_timer_slack_us=env.sip_timer_slack_us, jitter_buffer_ms=env.jitter_buffer_ms,
+                        realtime=env.realtime)
     pool = await create_pool(dsn, max_size=4)
     tel = None
     try:

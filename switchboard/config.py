@@ -111,7 +111,7 @@ class Settings:
     stall_dump_seconds: int = 0  # a diagnostic: every thread's stack to stderr after this long (0: off)
     jitter_buffer_ms: tuple[int, int] = (10, 300)  # adaptive receive jitter buffer, min-max
     sip_timer_slack_us: int = 4000  # the SIP engine's threads (per-call audio threads batch their wake-ups)
-    realtime: bool = True  # the event loop and the SIP engine's threads in SCHED_RR, when permitted
+    realtime: bool = False  # the event loop and the SIP engine's thread in SCHED_RR, when permitted
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -154,7 +154,7 @@ class Settings:
             stall_dump_seconds=_int(env, "SWITCHBOARD_STALL_DUMP_SECONDS", 0),
             jitter_buffer_ms=_range(env, "SWITCHBOARD_JITTER_BUFFER_MS", (10, 300)),
             sip_timer_slack_us=_bounded(env, "SWITCHBOARD_SIP_TIMER_SLACK_US", 4000, 0, 20000),
-            realtime=_switch(env, "SWITCHBOARD_REALTIME", True),
+            realtime=_switch(env, "SWITCHBOARD_REALTIME", False),
         )
 
     @property

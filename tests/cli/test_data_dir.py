@@ -109,10 +109,12 @@ def test_the_sip_engines_timer_slack_is_bounded_microseconds() -> None:
             Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_SIP_TIMER_SLACK_US": bad})
 
 
-def test_realtime_scheduling_is_on_by_default_and_switchable() -> None:
+def test_realtime_scheduling_is_off_by_default_and_switchable() -> None:
     from switchboard.config import Settings
 
-    assert Settings.from_env({"HOME": "/tmp"}).realtime is True
+    assert Settings.from_env({"HOME": "/tmp"}).realtime is False
+    for on in ("on", "1", "true", "Yes"):
+        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": on}).realtime is True
     for off in ("off", "0", "false", "No"):
         assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": off}).realtime is False
     with pytest.raises(ValueError, match="SWITCHBOARD_REALTIME must be on or off"):

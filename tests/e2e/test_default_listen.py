@@ -111,10 +111,30 @@ def slack_of_audio_threads(pid: int) -> dict[int, int]:
             if comm.startswith(("aumem", "Audio")) and policy == "SCHED_OTHER"}
 
 
-async def test_the_audio_path_runs_real_time_by_default(server: Server, workdir: Path) -> None:
-    """The README's server, on a machine that allows it (root here): the media tick's thread and the SIP engine's
-    thread in SCHED_RR; each call's audio threads normal, with the engine's 4 ms timer slack given back (a
-    real-time thread passes none on); the helpers it starts normal or idle-class."""
+def test_the_default_server_schedules_normally(server: Server) -> None:
+    assert server.proc is not None
+    code, body = server.api_sync("GET", "/health")
+    assert body["data"]["details"]["realtime_scheduling"] == {"media_tick": False, "sip_engine": False}, body
+    assert not rr_threads(server.proc.pid)
+
+
+@pytest.fixture(scope="module")
+def rt_server(e2e_admin_dsn: str) -> Iterator[Server]:
+    db = Database(e2e_admin_dsn).create()
+    srv = Server(db, extra_env={"SWITCHBOARD_REALTIME": "on"})
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.cleanup()
+        db.drop()
+
+
+async def test_the_audio_path_runs_real_time_when_asked(rt_server: Server, workdir: Path) -> None:
+    """SWITCHBOARD_REALTIME=on, on a machine that allows it (root here): the media tick's thread and the SIP
+    engine's thread in SCHED_RR; each call's audio threads normal, with the engine's 4 ms timer slack given back
+    (a real-time thread passes none on); the helpers it starts normal or idle-class."""
+    server = rt_server
     assert server.proc is not None
     pid = server.proc.pid
     code, body = server.api_sync("GET", "/health")
@@ -123,7 +143,7 @@ async def test_the_audio_path_runs_real_time_by_default(server: Server, workdir:
     assert pid in idle and len(idle) == 2, sched.thread_policies(pid)  # the event loop (main) and the SIP thread
     source = caller_tone_wav(workdir / "caller.wav", CALL_SECONDS, freq=1000)
     seen = await server.call_ids()
-    proc, _ = await baresip_dial(workdir, banner_uris(server)[0], source, limit=40)
+    proc, _ = await baresip_dial(workdir, server.demo_uri, source, limit=40)
     try:
         await server.wait_new_call(seen, direction="inbound")
         deadline = asyncio.get_running_loop().time() + 5

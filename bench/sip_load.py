@@ -62,6 +62,8 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 import psutil  # noqa: E402
 
+from sipcore.threads import AUDIO_THREADS  # noqa: E402
+
 HOST = "127.0.0.1"
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIO = ROOT / "tests" / "support" / "scenarios" / "uac_tone.xml"
@@ -334,7 +336,7 @@ def _thread_group(main: bool, name: str | None, comm: str) -> str:
         return "event loop"
     if name == "baresip-re":
         return "baresip re (SIP/RTP rx)"
-    if name is None and comm.startswith(("aumem", "Audio")):
+    if name is None and comm.startswith(AUDIO_THREADS):
         return "baresip per-call audio"
     if name is not None and name.startswith("stt"):
         return "speech-to-text (pocketsphinx)"

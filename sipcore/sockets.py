@@ -66,7 +66,7 @@ def own_sockets(port: int | None = None, protos: tuple[str, ...] = ("udp", "tcp"
     however few sockets there are) and naming our descriptors takes a readlink each (~4 ms for 250), so a
     caller asks only for the families it listens on, and descriptors are named only when a socket matched.
     """
-    rows: list[tuple[str, socket.AddressFamily, list[str]]] = []
+    rows: list[tuple[str, socket.AddressFamily, str, list[str]]] = []
     for proto in protos:
         for suffix, family in (("", socket.AF_INET), ("6", socket.AF_INET6)):
             if family not in families:
@@ -85,19 +85,18 @@ def own_sockets(port: int | None = None, protos: tuple[str, ...] = ("udp", "tcp"
                     continue
                 if port is not None and int(parts[1].rsplit(":", 1)[1], 16) != port:
                     continue
-                rows.append((proto, family, parts))
+                rows.append((proto, family, state, parts))
     if not rows:
         return []
     fds = _socket_fds()
     out: list[OwnSocket] = []
-    for proto, family, parts in rows:
+    for proto, family, state, parts in rows:
         inode = int(parts[9])
         fd = fds.get(inode)
         if fd is None:
             continue
         lhost, lport = _hex_addr(parts[1])
         rhost, rport = _hex_addr(parts[2])
-        state = "" if proto == "udp" else _TCP_STATES.get(parts[3], "other")
         out.append(OwnSocket(proto, family, lhost, lport, rhost, rport, state, inode, fd))
     return out
 

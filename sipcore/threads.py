@@ -29,11 +29,11 @@ def give_slack(seen: set[int], slack_ns: int) -> int:
         if not comm.startswith(AUDIO_THREADS):
             seen.add(tid)  # not ours to change, and it stays what it is
             continue
+        seen.add(tid)  # tried once: a refused write (no CAP_SYS_NICE) is not retried every second
         try:
             with open(f"/proc/{tid}/timerslack_ns", "w") as fh:  # (not under task/: the tid is its own /proc entry)
                 fh.write(str(slack_ns))
         except OSError:
             continue  # gone meanwhile, or no CAP_SYS_NICE: it runs without slack
-        seen.add(tid)
         done += 1
     return done

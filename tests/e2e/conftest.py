@@ -343,17 +343,24 @@ def e2e_admin_dsn(database_url: str) -> str:
     return database_url
 
 
-@pytest.fixture(scope="module")
-def server(e2e_admin_dsn: str) -> Iterator[Server]:
-    """A running server shared by a module's tests, on a fresh database of its own."""
-    db = Database(e2e_admin_dsn).create()
-    srv = Server(db)
+@contextlib.contextmanager
+def served(admin_dsn: str, **kw: Any) -> Iterator[Server]:
+    """A running server (``Server(db, **kw)``) on a fresh database of its own, both gone afterwards."""
+    db = Database(admin_dsn).create()
+    srv = Server(db, **kw)
     try:
         srv.start()
         yield srv
     finally:
         srv.cleanup()
         db.drop()
+
+
+@pytest.fixture(scope="module")
+def server(e2e_admin_dsn: str) -> Iterator[Server]:
+    """A running server shared by a module's tests, on a fresh database of its own."""
+    with served(e2e_admin_dsn) as srv:
+        yield srv
 
 
 @pytest.fixture

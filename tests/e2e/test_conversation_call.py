@@ -13,7 +13,7 @@ import pytest
 
 from tests.agents.agent_speech import utterance
 from tests.agents.fake_openai import FakeOpenAI, Reply
-from tests.e2e.conftest import Database, Server
+from tests.e2e.conftest import Server, served
 from tests.e2e.helpers import (
     RATE,
     active_span,
@@ -49,14 +49,8 @@ def caller_audio() -> tuple[np.ndarray, float]:
 def server(e2e_admin_dsn: str) -> Iterator[Server]:
     """This module's server lets tenant URLs reach private addresses (SWITCHBOARD_ALLOW_PRIVATE_URLS=1):
     the agent's LLM server listens on loopback, which the SSRF guard refuses by default."""
-    db = Database(e2e_admin_dsn).create()
-    srv = Server(db, extra_env={"SWITCHBOARD_ALLOW_PRIVATE_URLS": "1"})
-    try:
-        srv.start()
+    with served(e2e_admin_dsn, extra_env={"SWITCHBOARD_ALLOW_PRIVATE_URLS": "1"}) as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        db.drop()
 
 
 @pytest.fixture

@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
+from sipcore.threads import AUDIO_THREADS
 from switchboard.platform import sched
-from tests.e2e.conftest import Database, Server
+from tests.e2e.conftest import Server, served
 from tests.e2e.helpers import active_span, baresip_dial, caller_tone_wav, frame_rms, read_mono, uas, wait_dump
 from tests.support.sip_peers import HOST, running
 
@@ -62,14 +63,8 @@ def lan() -> Iterator[dict[str, str]]:
 @pytest.fixture(scope="module")
 def server(e2e_admin_dsn: str, lan: dict[str, str]) -> Iterator[Server]:
     """`switchboard serve` with NO SWITCHBOARD_SIP_HOST (the veth exists before it starts)."""
-    db = Database(e2e_admin_dsn).create()
-    srv = Server(db, sip_host=None)
-    try:
-        srv.start()
+    with served(e2e_admin_dsn, sip_host=None) as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        db.drop()
 
 
 def banner_uris(server: Server) -> list[str]:
@@ -108,7 +103,7 @@ def slack_of_audio_threads(pid: int) -> dict[int, int]:
     """The timer slack (ns) of the engine's per-call audio threads ("aumem…", "Audio TX")."""
     return {tid: int(Path(f"/proc/{tid}/timerslack_ns").read_text())
             for tid, (comm, policy) in sched.thread_policies(pid).items()
-            if comm.startswith(("aumem", "Audio")) and policy == "SCHED_OTHER"}
+            if comm.startswith(AUDIO_THREADS) and policy == "SCHED_OTHER"}
 
 
 def test_the_default_server_schedules_normally(server: Server) -> None:
@@ -120,14 +115,8 @@ def test_the_default_server_schedules_normally(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def rt_server(e2e_admin_dsn: str) -> Iterator[Server]:
-    db = Database(e2e_admin_dsn).create()
-    srv = Server(db, extra_env={"SWITCHBOARD_REALTIME": "on"})
-    try:
-        srv.start()
+    with served(e2e_admin_dsn, extra_env={"SWITCHBOARD_REALTIME": "on"}) as srv:
         yield srv
-    finally:
-        srv.cleanup()
-        db.drop()
 
 
 async def test_the_audio_path_runs_real_time_when_asked(rt_server: Server, workdir: Path) -> None:

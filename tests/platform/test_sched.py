@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import resource
 import subprocess
 import sys
 import threading
 from typing import Any
-
-import pytest
 
 from switchboard.platform import sched
 
@@ -22,8 +18,6 @@ def in_thread(fn: Any) -> Any:
     return out[0]
 
 
-@pytest.mark.skipif(os.geteuid() != 0 and resource.getrlimit(resource.RLIMIT_RTPRIO)[0] < sched.PRIORITY,
-                    reason="needs root or an RLIMIT_RTPRIO (ulimit -r) of at least 1")
 def test_the_thread_runs_round_robin_and_what_it_starts_does_not() -> None:
     def body() -> tuple[str, str, str, str]:
         tid = threading.get_native_id()

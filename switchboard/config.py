@@ -8,6 +8,7 @@ import secrets
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 
 def _int(env: dict[str, str], name: str, default: int) -> int:
@@ -36,6 +37,21 @@ def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     if raw in ("0", "false", "no", "off"):
         return False
     raise ValueError(f"{name} must be on or off, got {raw!r}")
+
+
+RealtimeMode = Literal["auto", "on", "off"]
+
+
+def _realtime(env: dict[str, str], name: str, default: RealtimeMode) -> RealtimeMode:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw == "auto":
+        return "auto"
+    try:
+        return "on" if _switch(env, name, False) else "off"
+    except ValueError:
+        raise ValueError(f"{name} must be auto, on or off, got {raw!r}") from None
 
 
 def _one_line(env: dict[str, str], name: str, default: str) -> str:
@@ -111,7 +127,9 @@ class Settings:
     stall_dump_seconds: int = 0  # a diagnostic: every thread's stack to stderr after this long (0: off)
     jitter_buffer_ms: tuple[int, int] = (10, 300)  # adaptive receive jitter buffer, min-max
     sip_timer_slack_us: int = 4000  # the SIP engine's threads (per-call audio threads batch their wake-ups)
-    realtime: bool = False  # the event loop and the SIP engine's thread in SCHED_RR, when permitted
+    # the event loop and the SIP engine's thread in SCHED_RR: "auto" when permitted (SWITCHBOARD_REALTIME's
+    # default), "on" (and say so when refused), "off"; code that builds Settings itself gets "off"
+    realtime: RealtimeMode = "off"
     extra: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -154,7 +172,7 @@ class Settings:
             stall_dump_seconds=_int(env, "SWITCHBOARD_STALL_DUMP_SECONDS", 0),
             jitter_buffer_ms=_range(env, "SWITCHBOARD_JITTER_BUFFER_MS", (10, 300)),
             sip_timer_slack_us=_bounded(env, "SWITCHBOARD_SIP_TIMER_SLACK_US", 4000, 0, 20000),
-            realtime=_switch(env, "SWITCHBOARD_REALTIME", False),
+            realtime=_realtime(env, "SWITCHBOARD_REALTIME", "auto"),
         )
 
     @property

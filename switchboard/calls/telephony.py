@@ -92,6 +92,7 @@ class Telephony(OfflineCalls):
         # the cloud SDKs, imported in a thread while the engine starts, and waited for before any call is taken
         # (imported on the loop by the first call, they made every call's audio late: agents.providers.preload)
         sdks = asyncio.get_running_loop().run_in_executor(None, preload)
+        realtime = self._wants_realtime()
         try:
             await self.engine.start(EngineConfig(
                 host=self.settings.sip_host, port=self.settings.sip_port, rtp_port_min=self.settings.rtp_port_min,
@@ -99,7 +100,7 @@ class Telephony(OfflineCalls):
                 user_agent=self.settings.sip_user_agent, rtp_timeout=self.settings.media_timeout_seconds,
                 public_address=self.settings.public_ip, jitter_buffer_ms=self.settings.jitter_buffer_ms,
                 timer_slack_us=self.settings.sip_timer_slack_us,
-                realtime_priority=sched.PRIORITY if self.settings.realtime else 0,
+                realtime_priority=sched.PRIORITY if realtime else 0,
             ))
         finally:
             log.info("provider SDKs loaded in %.2f s", await sdks)  # preload() itself never raises
@@ -113,7 +114,7 @@ class Telephony(OfflineCalls):
         # the tick shares the GIL with the engine's event thread, the VAD thread, recorders and executors: a
         # thread that holds it makes the loop wait up to a switch interval (5 ms by default) at every contest
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
-        if self.settings.realtime:
+        if realtime:
             self._enter_realtime()
         self.media.on_lateness = self.overload.observe_tick
         self.media.start()
@@ -122,6 +123,18 @@ class Telephony(OfflineCalls):
         self.dialer.start()
         self.running = True
         log.info("SIP listening on %s:%d", *self.engine.listen_address)
+
+    def _wants_realtime(self) -> bool:
+        """SWITCHBOARD_REALTIME: "on" always tries (and warns when refused), "auto" only when this process may
+        (root, CAP_SYS_NICE or ulimit -r >= 1), "off" never."""
+        mode = self.settings.realtime
+        if mode == "auto":
+            if sched.permitted():
+                return True
+            log.info("audio threads keep normal scheduling: SCHED_RR is not permitted here (CAP_SYS_NICE or "
+                     "RLIMIT_RTPRIO >= %d gives it; see SWITCHBOARD_REALTIME)", sched.PRIORITY)
+            return False
+        return mode == "on"
 
     def _enter_realtime(self) -> None:
         """The event loop's thread (the media tick's) in SCHED_RR, ahead of every normal thread on the box

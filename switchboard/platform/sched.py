@@ -20,6 +20,7 @@ blocks by the rules of the house, so a real-time loop cannot lock a core up.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,24 @@ def make_realtime(priority: int = PRIORITY) -> ThreadPolicy:
     before = current()
     os.sched_setscheduler(0, os.SCHED_RR | os.SCHED_RESET_ON_FORK, os.sched_param(priority))
     return before
+
+
+def permitted(priority: int = PRIORITY) -> bool:
+    """Whether this process may run a thread in ``SCHED_RR`` at ``priority``: tried on a short-lived thread of its
+    own (capabilities, RLIMIT_RTPRIO and a container's real-time budget all answer at once)."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            make_realtime(priority)
+            result.append(True)
+        except PermissionError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, name="rt-probe")
+    thread.start()
+    thread.join()
+    return result[0]
 
 
 def restore(before: ThreadPolicy) -> None:

@@ -109,13 +109,14 @@ def test_the_sip_engines_timer_slack_is_bounded_microseconds() -> None:
             Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_SIP_TIMER_SLACK_US": bad})
 
 
-def test_realtime_scheduling_is_off_by_default_and_switchable() -> None:
+def test_realtime_scheduling_is_auto_by_default_and_switchable() -> None:
     from switchboard.config import Settings
 
-    assert Settings.from_env({"HOME": "/tmp"}).realtime is False
+    assert Settings.from_env({"HOME": "/tmp"}).realtime == "auto"
+    assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": " Auto "}).realtime == "auto"
     for on in ("on", "1", "true", "Yes"):
-        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": on}).realtime is True
+        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": on}).realtime == "on"
     for off in ("off", "0", "false", "No"):
-        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": off}).realtime is False
-    with pytest.raises(ValueError, match="SWITCHBOARD_REALTIME must be on or off"):
+        assert Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": off}).realtime == "off"
+    with pytest.raises(ValueError, match="SWITCHBOARD_REALTIME must be auto, on or off"):
         Settings.from_env({"HOME": "/tmp", "SWITCHBOARD_REALTIME": "sometimes"})

@@ -46,7 +46,14 @@ def test_the_thread_runs_round_robin_and_what_it_starts_does_not() -> None:
 def test_without_the_privilege_it_raises_and_changes_nothing() -> None:
     # no CAP_SYS_NICE (dropped from the bounding set before exec) and no real-time budget (RLIMIT_RTPRIO 0)
     code = ("from switchboard.platform import sched\n"
+            "print('permitted', sched.permitted())\n"
             "try:\n    sched.make_realtime()\nexcept PermissionError:\n    print('refused', sched.current().policy)\n")
     out = subprocess.run(["prlimit", "--rtprio=0", "setpriv", "--bounding-set=-sys_nice", "--inh-caps=-sys_nice",
                           sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "refused 0", out
+    assert out.stdout.split("\n")[:2] == ["permitted False", "refused 0"], out
+
+
+def test_permission_is_probed_without_changing_the_caller() -> None:
+    """SWITCHBOARD_REALTIME=auto asks first: here (root) it may, and the asking thread stays as it was."""
+    assert sched.permitted() is True
+    assert sched.current().policy == 0  # SCHED_OTHER

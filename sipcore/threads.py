@@ -35,10 +35,9 @@ def give_slack(seen: set[int], slack_ns: int) -> int:
                 comm = fh.read().strip()
         except OSError:
             continue
+        seen.add(tid)  # looked at once: a refused write (no CAP_SYS_NICE) is not retried every second
         if not comm.startswith(AUDIO_THREADS) or comm.startswith(CLOCK_THREADS):
-            seen.add(tid)  # not ours to change, or the transmit clock: it stays what it is
-            continue
-        seen.add(tid)  # tried once: a refused write (no CAP_SYS_NICE) is not retried every second
+            continue  # not ours to change, or the transmit clock: it stays what it is
         try:
             with open(f"/proc/{tid}/timerslack_ns", "w") as fh:  # (not under task/: the tid is its own /proc entry)
                 fh.write(str(slack_ns))

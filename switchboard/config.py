@@ -28,13 +28,17 @@ def _bounded(env: dict[str, str], name: str, default: int, low: int, high: int) 
     return value
 
 
+_ON = ("1", "true", "yes", "on")
+_OFF = ("0", "false", "no", "off")
+
+
 def _switch(env: dict[str, str], name: str, default: bool) -> bool:
     raw = (env.get(name) or "").strip().lower()
     if not raw:
         return default
-    if raw in ("1", "true", "yes", "on"):
+    if raw in _ON:
         return True
-    if raw in ("0", "false", "no", "off"):
+    if raw in _OFF:
         return False
     raise ValueError(f"{name} must be on or off, got {raw!r}")
 
@@ -48,10 +52,11 @@ def _realtime(env: dict[str, str], name: str, default: RealtimeMode) -> Realtime
         return default
     if raw == "auto":
         return "auto"
-    try:
-        return "on" if _switch(env, name, False) else "off"
-    except ValueError:
-        raise ValueError(f"{name} must be auto, on or off, got {raw!r}") from None
+    if raw in _ON:
+        return "on"
+    if raw in _OFF:
+        return "off"
+    raise ValueError(f"{name} must be auto, on or off, got {raw!r}")
 
 
 def _one_line(env: dict[str, str], name: str, default: str) -> str:
@@ -162,8 +167,7 @@ class Settings:
             max_calls=_int(env, "SWITCHBOARD_MAX_CALLS", 200),
             answer_timeout_seconds=_int(env, "SWITCHBOARD_ANSWER_TIMEOUT", 60),
             setup_timeout_seconds=_int(env, "SWITCHBOARD_SETUP_TIMEOUT", 32),
-            allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "").strip().lower() in
-            ("1", "true", "yes", "on"),
+            allow_private_urls=env.get("SWITCHBOARD_ALLOW_PRIVATE_URLS", "").strip().lower() in _ON,
             recording_quota_mb=_int(env, "SWITCHBOARD_RECORDING_QUOTA_MB", 10240),
             recording_retention_days=_int(env, "SWITCHBOARD_RECORDING_RETENTION_DAYS", 0),
             sip_user_agent=_one_line(env, "SWITCHBOARD_SIP_USER_AGENT", "Switchboard"),

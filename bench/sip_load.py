@@ -1,7 +1,7 @@
 """SIP load benchmark: N concurrent TALKING sipp calls with G.711 μ-law audio against one (or two) Switchboard
 workers on this box.
 
-    python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--audio speech|tone]
+    python -m bench.sip_load [--calls 100] [--seconds 30] [--rate 10] [--audio speech|tone|quiet]
                              [--stt local|cloud] [--workers 1|2] [--idle-seconds 10]
 
 Each worker is the real thing, in a process of its own (spawned; uvloop when installed):
@@ -15,7 +15,8 @@ The load (default ``--audio speech``): per worker one ``sipp`` process placing N
 sip:demo@127.0.0.1:PORT at ``--rate`` calls/s, each streaming a looped espeak-ng file as 8 kHz μ-law RTP
 (50 packets/s) with a talking duty cycle: the caller says a sentence (1.5–3.5 s), then listens 4 s (while
 the agent answers), then says the next one. ``--audio tone`` streams a steady tone instead (the VAD never
-calls it speech: no speech-to-text work). ``--stt cloud`` points the demo agent at a Deepgram-protocol
+calls it speech: no speech-to-text work); ``--audio quiet`` only the faint line noise of the listening pauses (the
+floor every talking call sits on). ``--stt cloud`` points the demo agent at a Deepgram-protocol
 stand-in (bench.standins, its own process, final transcript 150 ms after the voiced audio ends) instead
 of the local pocketsphinx recogniser. ``--workers 2`` starts two workers (own SIP/RTP ports, own sipp)
 and splits the calls.
@@ -146,6 +147,23 @@ def make_tone_ulaw(workdir: Path) -> Path:
         w.setframerate(8000)
         w.writeframes(pcm.astype("<i2").tobytes())
     dst = workdir / "tone.wav"
+    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
+    return dst
+
+
+def make_quiet_ulaw(workdir: Path) -> Path:
+    """An 8 kHz μ-law WAV (20 s) of the line noise a talking caller's pauses have (``make_speech_ulaw``'s listening
+    parts): a caller who only listens. Every talking call carries this much work and its speech on top."""
+    rng = np.random.default_rng(3)
+    n = 20 * 8000
+    pcm = rng.normal(0, 60, n) + rng.normal(0, 20, n)
+    src = workdir / "quiet16.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
+    dst = workdir / "quiet.wav"
     subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
     return dst
 
@@ -1014,9 +1032,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0, help="steady window T with all N calls up")
     ap.add_argument("--rate", type=float, default=10.0, help="new calls per second per worker (engine allows 20/s)")
     ap.add_argument("--idle-seconds", type=float, default=None, help="idle reference window (default min(T, 10))")
-    ap.add_argument("--audio", choices=("tone", "speech"), default="speech",
+    ap.add_argument("--audio", choices=("speech", "tone", "quiet"), default="speech",
                     help="what callers send: espeak sentences, each followed by 4 s of listening (the agent "
-                         "hears, transcribes and answers; default), or a steady tone (the agent only listens)")
+                         "hears, transcribes and answers; default); a steady tone (the agent only listens); or "
+                         "only the line noise of those listening pauses (the floor every talking call sits on)")
     ap.add_argument("--stt", choices=("local", "cloud"), default="local",
                     help="the demo agent's recogniser: local pocketsphinx (default) or a Deepgram-protocol "
                          "stand-in in its own process (final 150 ms after the voiced audio ends)")
@@ -1061,7 +1080,7 @@ def main() -> None:
                 os.environ["DEEPGRAM_API_KEY"] = "bench-key"
                 print(f"Deepgram-protocol stand-in on {standins.base_url} (pid {standins.pid})", flush=True)
             org_id, agent_id = asyncio.run(prepare(dsn, tmp, args.stt, standins.base_url if standins else None))
-            wav = (make_speech_ulaw if args.audio == "speech" else make_tone_ulaw)(tmp)
+            wav = {"speech": make_speech_ulaw, "tone": make_tone_ulaw, "quiet": make_quiet_ulaw}[args.audio](tmp)
             print(f"starting {args.workers} worker(s); {args.calls} calls ({args.audio}, STT {args.stt}) at "
                   f"{args.rate:g}/s per worker, steady window {args.seconds:g} s (idle reference "
                   f"{args.idle_seconds:g} s first) …", flush=True)

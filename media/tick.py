@@ -12,6 +12,8 @@ speech-to-text, which resamples only the utterances it decodes.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Hashable, Iterator
 from dataclasses import dataclass, field
 
@@ -27,6 +29,15 @@ FRAME_MS = 20
 # A window below this level (int16 RMS; 32 ≈ -60 dBFS, a quiet line's noise floor) is silence: the model does not
 # run on it. Its probability is 0 and its stream's model state starts afresh, as a new stream's does.
 SILENT_RMS = 32.0
+# Nor on a window within NOISE_MARGIN_DB of its line's own noise floor, up to NOISE_CAP_RMS (≈ -50 dBFS): a caller who
+# listens on a line with some hiss (bench-sip's listening pauses: -54 dBFS) costs no inference either. The floor is
+# the level of the quietest window of the last 1.5-1.8 s (minimum statistics: NOISE_BLOCKS blocks of NOISE_BLOCK_MS),
+# which the pauses between a talker's words keep at the noise. Speech lies far above it; a line noisier than the cap
+# (a street, a car) gets the model on every window.
+NOISE_MARGIN_DB = 3.0
+NOISE_CAP_RMS = 100.0
+NOISE_BLOCK_MS = 256
+NOISE_BLOCKS = 6
 # How far the VAD may fall behind the line (while its job runs on another thread, the tick goes on reading audio).
 # Past it the oldest waiting windows go unanalysed: the stream's audio clock steps over them (counted in
 # `MediaStream.vad_dropped`, `MediaTick.vad_dropped`); speech-to-text still gets every sample.
@@ -34,6 +45,9 @@ VAD_BACKLOG_MS = 1000
 # Each VAD window's level is also measured in this many equal parts (8 ms of a 32 ms window): the endpointer places
 # the end of the voice inside the last voiced window by them.
 WINDOW_PARTS = 4
+
+
+_MARGIN = 10.0 ** (NOISE_MARGIN_DB / 20.0)
 
 
 def vad_rate(line_rate: int) -> int:
@@ -83,6 +97,28 @@ class MediaStream:
         self._taken = 0  # of those, the samples at the front that the VAD job in flight has
         self._gap = 0  # samples dropped right after them: the clock steps over them when that job is done
         self.vad_dropped = 0  # samples the VAD never analysed: its backlog was full
+        self.noise_floor = 0.0  # the line's noise level (RMS of its quietest window lately); 0 before any window
+        self._block_windows = max(1, round(NOISE_BLOCK_MS * self.speech_rate / 1000 / self.window))
+        self._block = (math.inf, 0)  # the current block's quietest window, and its windows so far
+        self._block_mins: deque[float] = deque(maxlen=NOISE_BLOCKS)  # the last whole blocks' quietest windows
+
+    def silent_below(self) -> float:
+        """The level under which a window is silence for this line (no model run): SILENT_RMS, or its noise
+        floor plus NOISE_MARGIN_DB, capped at NOISE_CAP_RMS."""
+        return max(SILENT_RMS, min(self.noise_floor * _MARGIN, NOISE_CAP_RMS))
+
+    def follow_floor(self, rms: float) -> None:
+        """One analysed window's level: the noise floor follows a quieter window at once, and forgets the
+        quietest ones once they are NOISE_BLOCKS blocks old."""
+        low, n = self._block
+        low, n = min(low, rms), n + 1
+        if n < self._block_windows:
+            self._block = (low, n)
+            self.noise_floor = low if not self._block_mins else min(self.noise_floor, low)
+        else:
+            self._block_mins.append(low)
+            self._block = (math.inf, 0)
+            self.noise_floor = min(self._block_mins)
 
     def to_backlog(self, pcm: np.ndarray) -> int:
         """Queue analysed-rate audio for the VAD; returns the samples that go unanalysed to make room (the
@@ -130,12 +166,13 @@ class _BankWork:
     idx: np.ndarray  # the streams' bank slots
     counts: np.ndarray  # whole windows each stream has waiting (more than one only after a late tick)
     windows: np.ndarray  # (streams, max(counts), window) int16
+    silent_below: np.ndarray  # each stream's level under which a window is silence (MediaStream.silent_below)
     state: np.ndarray
     ctx: np.ndarray
     probs: list[np.ndarray] = field(default_factory=list)  # per round, for the streams with counts > round
     rms: np.ndarray | None = None  # (streams, max(counts)) each window's level: the endpointer times silences by it
     parts: np.ndarray | None = None  # (streams, max(counts), WINDOW_PARTS) the levels of each window's parts
-    silent: int = 0  # windows under SILENT_RMS: no model run
+    silent: int = 0  # windows under their silent_below: no model run
 
 
 @dataclass(slots=True)
@@ -146,9 +183,9 @@ class VadJob:
     work: list[_BankWork]
 
     def run(self) -> None:
-        """Per round, the model runs on the windows with sound in them only: a caller who listens in silence
-        (most of a call) costs no inference. A silent window's stream keeps its context (the window's tail,
-        for the next window) and gets a zero state."""
+        """Per round, the model runs on the windows with sound in them only (above the line's noise): a caller
+        who listens (most of a call) costs no inference. A silent window's stream keeps its context (the
+        window's tail, for the next window) and gets a zero state."""
         for w in self.work:
             squares = np.square(w.windows, dtype=np.float32)
             w.rms = np.sqrt(np.mean(squares, axis=-1))
@@ -156,7 +193,7 @@ class VadJob:
             context = w.ctx.shape[1]
             for r in range(int(w.counts.max())):
                 rows = np.flatnonzero(w.counts > r)
-                sound = w.rms[rows, r] >= SILENT_RMS
+                sound = w.rms[rows, r] >= w.silent_below[rows]
                 probs = np.zeros(len(rows), np.float32)
                 live, quiet = rows[sound], rows[~sound]
                 if len(live):
@@ -183,7 +220,7 @@ class MediaTick:
         self.ticks = 0
         self.vad_runs = 0  # batched rounds (one model run per rate, unless all its windows were silent)
         self.vad_windows = 0  # windows analysed
-        self.vad_silent = 0  # of those, silent: no model run (SILENT_RMS)
+        self.vad_silent = 0  # of those, silent (under their line's MediaStream.silent_below): no model run
         self.vad_dropped = 0  # samples left unanalysed: a stream's VAD backlog was full (VAD_BACKLOG_MS)
         self.vad_dropped_seconds = 0.0  # the same, in seconds of audio (streams differ in rate)
 
@@ -263,8 +300,9 @@ class MediaTick:
                 windows[i, :k] = st._pending[: k * window].reshape(k, window)
                 st._taken = k * window
             idx = np.array([st.slot for st in ready], np.intp)
+            below = np.array([st.silent_below() for st in ready], np.float32)
             state, ctx = bank.gather(idx)
-            job.work.append(_BankWork(bank, ready, idx, counts, windows, state, ctx))
+            job.work.append(_BankWork(bank, ready, idx, counts, windows, below, state, ctx))
         return job
 
     def _take_inbound(self) -> None:
@@ -347,6 +385,7 @@ class MediaTick:
                     s._npending = rest
                     s.samples_analysed += window
                     s.last_prob = p
+                    s.follow_floor(level)
                     for ev in s.turn.update(p, s.audio_time(), dur, level, part):
                         if ev.kind is TurnEventKind.INTERRUPT:
                             self.flush_tx(s.key)

@@ -170,6 +170,79 @@ def test_the_model_does_not_run_on_silent_windows(tick_model, speech_8k):
     assert not tick.banks[8000]._state[:, slot].any()  # back in the quiet: a fresh model state
 
 
+def _hissing_line(seconds: float, std: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = int(8000 * seconds)
+    return np.clip(rng.normal(0, std, n) + rng.normal(0, 20, n), -32768, 32767).astype(np.int16)
+
+
+def _model_windows(tick: MediaTick) -> int:
+    return tick.vad_windows - tick.vad_silent
+
+
+def test_a_caller_listening_on_a_hissing_line_costs_no_inference_and_their_turns_come_out_the_same(
+        tick_model, speech_8k, monkeypatch):
+    """Line noise at -54 dBFS (bench-sip's listening pauses: above SILENT_RMS) is learnt as the line's floor
+    within its first window; after that a listening caller costs no model run. The caller's turn on that line
+    starts and ends where it does with the model run on every window (the floor disabled)."""
+    noise = _hissing_line(3.0, 60, 5)
+    talk = np.clip(np.concatenate([noise, speech_8k.astype(np.int32) + _hissing_line(len(speech_8k) / 8000, 60, 6),
+                                   noise]), -32768, 32767).astype(np.int16)
+
+    def drive():
+        tick = MediaTick(tick_model)
+        for key in ("listens", "talks"):
+            tick.add_stream(key, in_rate=8000, config=EndpointingConfig(start_ms=200, stop_ms=600))
+        at_3s = {}
+
+        def note(k, now):
+            if k == 149:
+                at_3s.update(windows=tick.vad_windows, ran=_model_windows(tick))
+
+        events = run(tick, {"listens": np.tile(noise, 3), "talks": talk}, 9.0, on_tick=note)
+        return tick, at_3s, [(key, kind, ev.at) for key, kind, _, ev in events]
+
+    tick, at_3s, events = drive()
+    assert 63 < tick.stream("listens").silent_below() < 100  # above the hiss (RMS 63), under the cap
+    assert at_3s["windows"] > 180 and at_3s["ran"] <= 4  # the first window of each line, before its floor is known
+    ran_talks = _model_windows(tick) - at_3s["ran"]
+    assert 0 < ran_talks <= round(len(speech_8k) / 256) + 40  # the speech (and its edges), not 6 s of hiss
+    assert [e for e in events if e[0] == "listens"] == []
+
+    monkeypatch.setattr("media.tick.NOISE_CAP_RMS", 0.0)  # every window above SILENT_RMS goes to the model
+    ref_tick, _, ref = drive()
+    assert _model_windows(ref_tick) > 2 * _model_windows(tick)
+    assert [(key, kind) for key, kind, _ in events] == [(key, kind) for key, kind, _ in ref] != []
+    assert [kind for _, kind, _ in events][0] is K.USER_STARTED_SPEAKING
+    assert [kind for _, kind, _ in events][-1] is K.USER_STOPPED_SPEAKING
+    for (_, _, at), (_, _, ref_at) in zip(events, ref, strict=True):
+        assert at == pytest.approx(ref_at, abs=0.0325)  # within one window
+
+
+def test_the_floor_follows_a_line_that_gets_noisier_within_two_seconds(tick_model):
+    """The quietest window of the last 1.5-1.8 s is the floor: after a quiet stretch (RMS 20, the gaps in an
+    espeak sentence) the line's hiss (RMS 63) is silence again within two seconds, not never."""
+    tick = MediaTick(tick_model)
+    s = tick.add_stream("c", in_rate=8000)
+    ran = []
+    feed = np.concatenate([_hissing_line(1.0, 0, 8), _hissing_line(4.0, 60, 9)])
+    run(tick, {"c": feed}, 5.0, on_tick=lambda k, now: ran.append(_model_windows(tick)))
+    per_second = np.diff(np.array(ran)[::50])  # model windows in each second
+    assert per_second[0] == 0  # RMS 20: under SILENT_RMS
+    assert per_second[1] > 20  # the hiss is 10 dB over the floor learnt in the quiet: the model judges it
+    assert per_second[3] == 0 and 63 < s.silent_below() < 100  # the floor has risen to the hiss
+
+
+def test_a_line_noisier_than_the_cap_gets_the_model_on_every_window(tick_model):
+    """Noise at -40 dBFS (a street) is over NOISE_CAP_RMS: the model judges every window, as without the floor."""
+    tick = MediaTick(tick_model)
+    tick.add_stream("street", in_rate=8000)
+    events = run(tick, {"street": _hissing_line(3.0, 330, 7)}, 3.0)
+    assert tick.stream("street").silent_below() == 100.0
+    assert tick.vad_windows > 80 and tick.vad_silent == 0
+    assert not [e for e in events if e[1] is K.USER_STARTED_SPEAKING]
+
+
 def test_a_turn_ends_on_the_tick_that_read_its_silence_not_when_the_lagging_vad_gets_there(tick_model, speech_8k):
     """`run_ahead`: with the VAD's jobs held back (one job per 100 ms, as on a busy box), the end of the turn
     still comes on the tick whose audio completes stop_ms of silence under the turn's level — once."""

@@ -427,7 +427,9 @@ class Probe:
                     {k: float(getattr(st, k)) for k in ("ticks", "late_ticks", "rx_reads", "rx_frames", "rx_empty",
                                                          "busy_seconds", "max_lateness_ms", "vad_jobs",
                                                          "vad_seconds")}
-                    | {"vad_dropped_s": self.tel.media.tick.vad_dropped_seconds}, len(self.tel.media.legs),
+                    | {"vad_dropped_s": self.tel.media.tick.vad_dropped_seconds,
+                       "vad_windows": self.tel.media.tick.vad_windows, "vad_silent": self.tel.media.tick.vad_silent},
+                    len(self.tel.media.legs),
                     _threads_realtime())
 
     def instrument(self) -> None:
@@ -888,6 +890,9 @@ def report(res: Result) -> None:
     print(f"VAD      {jobs:.0f} batched jobs in the window, tick → results applied mean "
           f"{(m1['vad_seconds'] - m0['vad_seconds']) / max(jobs, 1) * 1000:.2f} ms (the ticks do not wait for them); "
           f"audio left unanalysed (VAD a second behind) {m1['vad_dropped_s'] - m0['vad_dropped_s']:.2f} s")
+    windows, silent = m1["vad_windows"] - m0["vad_windows"], m1["vad_silent"] - m0["vad_silent"]
+    print(f"         {windows:.0f} windows analysed, {windows - silent:.0f} by the model "
+          f"({(windows - silent) / max(windows, 1) * 100:.1f} %); the rest under their line's noise floor or -60 dBFS")
 
     sent = sent_frames(res, steady_w)
     frames = sum(t[2] for t in res.ticks)

@@ -86,6 +86,13 @@ def harden(parent_pid: int, *, nice: int = HELPER_NICE) -> None:
     lower_priority(nice)
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, looked up once: a walk of PATH on every synthesis start showed in the event loop's
+    profile (bench-sip)."""
+    return shutil.which("setpriv")
+
+
 def tied_command(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     """How to start a program on a call's real-time path (espeak-ng: a caller waits for its first audio):
     ``(argv, kwargs)`` for ``subprocess.Popen(argv, **kwargs)`` (through `agents.spawn`: uvloop's
@@ -97,7 +104,7 @@ def tied_command(argv: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
     No ``preexec_fn``: Python must ``fork()`` to run one, and forking the server (hundreds of MB, a few
     hundred threads) took 25 ms per start here, stalling the event loop and every thread's page faults
     while the page tables were copied; without one it uses ``vfork()`` (1.5 ms)."""
-    setpriv = shutil.which("setpriv")
+    setpriv = _setpriv()
     head = [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
     return [*head, *argv], {"process_group": 0}
 

@@ -108,6 +108,19 @@ def _is_free(port: int) -> bool:
     return True
 
 
+def _ulaw_wav(workdir: Path, name: str, pcm: np.ndarray) -> Path:
+    """``pcm`` (8 kHz, clipped to int16) as ``workdir/<name>.wav`` in G.711 μ-law (by sox), what sipp streams."""
+    src = workdir / f"{name}16.wav"
+    with wave.open(str(src), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
+    dst = workdir / f"{name}.wav"
+    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
+    return dst
+
+
 def make_speech_ulaw(workdir: Path) -> Path:
     """An 8 kHz μ-law WAV (~26 s): espeak-ng sentences, each followed by LISTEN_SECONDS of faint noise (the
     caller listening); sipp loops it."""
@@ -123,16 +136,7 @@ def make_speech_ulaw(workdir: Path) -> Path:
         parts.append(Resampler(rate, 8000).process(x))
         parts.append(rng.normal(0, 60, int(LISTEN_SECONDS * 8000)).astype(np.int16))
     pcm = np.concatenate(parts)
-    pcm = np.clip(pcm.astype(np.int32) + rng.normal(0, 20, len(pcm)).astype(np.int32), -32768, 32767)
-    src = workdir / "speech16.wav"
-    with wave.open(str(src), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    dst = workdir / "speech.wav"
-    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
-    return dst
+    return _ulaw_wav(workdir, "speech", pcm.astype(np.int32) + rng.normal(0, 20, len(pcm)).astype(np.int32))
 
 
 def make_tone_ulaw(workdir: Path) -> Path:
@@ -140,15 +144,7 @@ def make_tone_ulaw(workdir: Path) -> Path:
     rng = np.random.default_rng(2)
     t = np.arange(20 * 8000) / 8000
     pcm = 5000 * np.sin(2 * np.pi * 440 * t) + rng.normal(0, 20, len(t))
-    src = workdir / "tone16.wav"
-    with wave.open(str(src), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(pcm.astype("<i2").tobytes())
-    dst = workdir / "tone.wav"
-    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
-    return dst
+    return _ulaw_wav(workdir, "tone", pcm)
 
 
 def make_quiet_ulaw(workdir: Path) -> Path:
@@ -157,15 +153,7 @@ def make_quiet_ulaw(workdir: Path) -> Path:
     rng = np.random.default_rng(3)
     n = 20 * 8000
     pcm = rng.normal(0, 60, n) + rng.normal(0, 20, n)
-    src = workdir / "quiet16.wav"
-    with wave.open(str(src), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(8000)
-        w.writeframes(np.clip(pcm, -32768, 32767).astype("<i2").tobytes())
-    dst = workdir / "quiet.wav"
-    subprocess.run(["sox", str(src), "-r", "8000", "-c", "1", "-e", "u-law", str(dst)], check=True)
-    return dst
+    return _ulaw_wav(workdir, "quiet", pcm)
 
 
 def caller_priority() -> list[str]:
